@@ -1,0 +1,6 @@
+//! `PATCH /vendors/{vendorId}`: wiring only; the handler is `bestow::vendors::routes::UPDATE_VENDOR`.
+
+#[tokio::main]
+async fn main() -> Result<(), bestow::http::LambdaError> {
+    bestow::http::serve(&bestow::vendors::routes::UPDATE_VENDOR).await
+}

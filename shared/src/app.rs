@@ -1,0 +1,40 @@
+//! The wiring built once per cold start and shared by every invocation of a function.
+
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError};
+use crate::integrations::secrets::SecretStore;
+use crate::store::Table;
+
+/// Everything a handler may use, built once outside the handler. Cloning is cheap (the SDK
+/// clients are reference-counted).
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub table: Table,
+    pub secrets: SecretStore,
+}
+
+impl App {
+    /// Reads the environment and the standard AWS configuration chain (which honours
+    /// `AWS_ENDPOINT_URL` for the local emulator). No network call happens here.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(Self::from_parts(config, &sdk))
+    }
+
+    pub fn from_parts(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        Self {
+            table: Table::new(dynamo, config.table_name.clone()),
+            secrets: SecretStore::new(
+                secrets,
+                config.secrets_prefix.clone(),
+                config.secret_cache_ttl,
+            ),
+            config: Arc::new(config),
+        }
+    }
+}

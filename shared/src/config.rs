@@ -1,0 +1,55 @@
+//! Configuration from the environment, read once per cold start.
+
+use std::time::Duration;
+
+/// What a function needs to know about where it runs. Every field comes from the environment
+/// that `template.yaml` (deployed) or the local stack (`infra`) sets.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The single DynamoDB table (`BESTOW_TABLE`).
+    pub table_name: String,
+    /// Deployment stage (`BESTOW_STAGE`), part of every secret name.
+    pub stage: String,
+    /// Prefix of every Secrets Manager name (`BESTOW_SECRETS_PREFIX`, default `bestow/<stage>`).
+    pub secrets_prefix: String,
+    /// How long a credential read from Secrets Manager is reused (`BESTOW_SECRET_TTL_SECONDS`).
+    pub secret_cache_ttl: Duration,
+    /// Set only against a local emulator (`AWS_ENDPOINT_URL`): S3 then needs path-style URLs.
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any variable source (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table_name = lookup("BESTOW_TABLE").ok_or(ConfigError::Missing("BESTOW_TABLE"))?;
+        let stage = lookup("BESTOW_STAGE").unwrap_or_else(|| "dev".to_owned());
+        let secrets_prefix =
+            lookup("BESTOW_SECRETS_PREFIX").unwrap_or_else(|| format!("bestow/{stage}"));
+        let ttl_seconds = match lookup("BESTOW_SECRET_TTL_SECONDS") {
+            None => 300,
+            Some(raw) => raw.parse::<u64>().map_err(|e| ConfigError::Invalid {
+                name: "BESTOW_SECRET_TTL_SECONDS",
+                reason: e.to_string(),
+            })?,
+        };
+        Ok(Self {
+            table_name,
+            stage,
+            secrets_prefix: secrets_prefix.trim_end_matches('/').to_owned(),
+            secret_cache_ttl: Duration::from_secs(ttl_seconds),
+            endpoint_url: lookup("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),
+        })
+    }
+}

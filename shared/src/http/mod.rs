@@ -1,0 +1,81 @@
+//! Request/response glue over `lambda_http`: one entry point (`handle`) shared by the Lambda
+//! binaries (`serve`) and the local gateway, so both run the same guard and error mapping.
+
+mod input;
+mod output;
+mod route;
+
+pub use input::{Input, MAX_BODY_BYTES};
+pub use output::ApiResponse;
+pub use lambda_http::Error as LambdaError;
+pub use route::{BoxFuture, Handler, HandlerResult, PlatformCtx, RouteDef, SchemaRef, TenantCtx, schema};
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::tenancy::guard;
+
+/// Runs one route as a Lambda function: init once per cold start, then serve invocations.
+pub async fn serve(route: &'static RouteDef) -> Result<(), LambdaError> {
+    crate::telemetry::init();
+    let app = App::from_env().await?;
+    lambda_http::run(service_fn(move |req: Request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(handle(&app, route, req).await) }
+    }))
+    .await
+}
+
+/// Guards, runs and renders one request. Never fails: every error becomes problem+json.
+pub async fn handle(app: &App, route: &'static RouteDef, req: Request) -> Response<Body> {
+    let request_id = req
+        .lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(crate::store::ids::new_id);
+    let span = tracing::info_span!("request", request_id = %request_id, route = route.function, vendor_id = tracing::field::Empty);
+    let started = Instant::now();
+    let instance = req.uri().path().to_owned();
+    async move {
+        let result = run(app, route, req, request_id).await;
+        let response = match result {
+            Ok(ok) => ok.into_response(),
+            Err(err) => {
+                if let ApiError::Internal(cause) = &err {
+                    tracing::error!(error = %cause, "request failed");
+                }
+                ApiResponse::problem(&err, Some(instance)).into_response()
+            }
+        };
+        tracing::info!(status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request done");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run(app: &App, route: &'static RouteDef, req: Request, request_id: String) -> HandlerResult {
+    let principal = guard::principal(&req)?;
+    let input = Input::from_request(req, request_id);
+    match route.handler {
+        Handler::Tenant { roles, run } => {
+            let vendor = input.path("vendorId")?;
+            let scope = guard::tenant_scope(&principal, vendor, roles)?;
+            tracing::Span::current().record("vendor_id", scope.vendor_id().as_str());
+            if route.method != "GET" {
+                // Writes need a live vendor: a suspended vendor's staff keep read access only.
+                crate::vendors::service::ensure_writable(app, &scope, &principal).await?;
+            }
+            run(TenantCtx { app: app.clone(), scope, input }).await
+        }
+        Handler::Platform { run } => {
+            let scope = guard::platform_scope(&principal)?;
+            run(PlatformCtx { app: app.clone(), scope, input }).await
+        }
+    }
+}

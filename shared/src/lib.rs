@@ -1,0 +1,18 @@
+//! Bestow: the library behind every Lambda function. All logic lives here; the binaries in
+//! `functions/` are wiring only. One folder per domain (`vendors`, ...), each with the same
+//! inner files, over the cross-cutting modules below.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod integrations;
+pub mod openapi;
+pub mod routes;
+pub mod store;
+pub mod telemetry;
+pub mod tenancy;
+pub mod vendors;
+
+pub use app::App;
+pub use error::ApiError;

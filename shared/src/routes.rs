@@ -1,0 +1,28 @@
+//! Every HTTP route of the API. The local gateway serves this list, the OpenAPI document is
+//! built from it, and a test holds it equal to `template.yaml` and `functions/`.
+
+use crate::http::RouteDef;
+use crate::vendors::routes as vendors;
+
+pub const ALL: &[&RouteDef] = &[
+    &vendors::CREATE_VENDOR,
+    &vendors::LIST_VENDORS,
+    &vendors::SUSPEND_VENDOR,
+    &vendors::REACTIVATE_VENDOR,
+    &vendors::GET_VENDOR,
+    &vendors::UPDATE_VENDOR,
+    &vendors::GET_SHIPPING,
+    &vendors::PUT_SHIPPING,
+    &vendors::QUOTE_SHIPPING,
+    &vendors::GET_SMTP,
+    &vendors::PUT_SMTP,
+    &vendors::GET_STRIPE,
+    &vendors::PUT_STRIPE,
+    &vendors::GET_STORAGE,
+    &vendors::PUT_STORAGE,
+];
+
+/// The route a function binary serves.
+pub fn by_function(function: &str) -> Option<&'static RouteDef> {
+    ALL.iter().copied().find(|r| r.function == function)
+}

@@ -1,0 +1,227 @@
+//! The table handle and its few primitive operations. Repositories compose these; nothing
+//! else in the crate calls the DynamoDB client directly.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::keys::Key;
+use super::{Cursor, StoreError, attr};
+use crate::tenancy::VendorId;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// What must hold for a write to happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// Unconditional (a companion item in a transaction whose main item is conditioned).
+    Always,
+    /// Create only: the key must be free.
+    NotExists,
+    /// Replace only the version the caller read (optimistic concurrency).
+    VersionIs(u64),
+}
+
+#[derive(Clone)]
+pub struct Table {
+    client: Client,
+    name: Arc<str>,
+}
+
+/// One page of a Query.
+pub struct QueryPage<'a> {
+    /// `None` for the base table, `Some("GSI1")` for the index.
+    pub index: Option<&'static str>,
+    pub partition: String,
+    pub sort_prefix: Option<String>,
+    pub limit: i32,
+    pub cursor: Option<&'a Cursor>,
+}
+
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<Cursor>,
+}
+
+fn sdk_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Sdk(DisplayErrorContext(err).to_string())
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<Arc<str>>) -> Self {
+        Self { client, name: name.into() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The raw client, for provisioning and for whole-table audits in tests; request paths
+    /// go through the typed operations below.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A strongly consistent read of one item.
+    pub async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&*self.name)
+            .key(attr::PK, AttributeValue::S(key.pk.clone()))
+            .key(attr::SK, AttributeValue::S(key.sk.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out.item)
+    }
+
+    /// A conditional put of one item.
+    pub async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
+        let (expression, names, values) = condition_parts(condition);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&*self.name)
+            .set_item(Some(item))
+            .set_condition_expression(expression.map(str::to_owned))
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// A put for use inside [`Table::transact`].
+    pub fn transact_put(&self, item: Item, condition: Condition) -> Result<TransactWriteItem, StoreError> {
+        let (expression, names, values) = condition_parts(condition);
+        let put = Put::builder()
+            .table_name(&*self.name)
+            .set_item(Some(item))
+            .set_condition_expression(expression.map(str::to_owned))
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(|e| StoreError::Sdk(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// All-or-nothing write of up to 100 items.
+    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e)) => {
+                    let failed: Vec<usize> = e
+                        .cancellation_reasons()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|(i, _)| i)
+                        .collect();
+                    if failed.is_empty() { Err(sdk_error(err)) } else { Err(StoreError::TransactionConditionFailed { failed }) }
+                }
+                _ => Err(sdk_error(err)),
+            },
+        }
+    }
+
+    /// One Query call: one page of a partition, optionally limited to a sort-key prefix.
+    pub async fn query(&self, q: QueryPage<'_>) -> Result<Page, StoreError> {
+        let (pk_attr, sk_attr) = match q.index {
+            None => (attr::PK, attr::SK),
+            Some(_) => (attr::GSI1_PK, attr::GSI1_SK),
+        };
+        let start = q
+            .cursor
+            .map(|c| c.start_key(pk_attr, &q.partition, sk_attr, q.sort_prefix.as_deref()))
+            .transpose()?;
+        let mut request = self
+            .client
+            .query()
+            .table_name(&*self.name)
+            .set_index_name(q.index.map(str::to_owned))
+            .expression_attribute_names("#pk", pk_attr)
+            .expression_attribute_values(":pk", AttributeValue::S(q.partition.clone()))
+            .limit(q.limit.clamp(1, 100))
+            .set_exclusive_start_key(start);
+        request = match &q.sort_prefix {
+            Some(prefix) => request
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#sk", sk_attr)
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone())),
+            None => request.key_condition_expression("#pk = :pk"),
+        };
+        let out = request.send().await.map_err(sdk_error)?;
+        let next = out.last_evaluated_key.as_ref().map(Cursor::from_last_key).transpose()?;
+        Ok(Page { items: out.items.unwrap_or_default(), next })
+    }
+}
+
+type ConditionParts =
+    (Option<&'static str>, Option<HashMap<String, String>>, Option<HashMap<String, AttributeValue>>);
+
+fn condition_parts(condition: Condition) -> ConditionParts {
+    match condition {
+        Condition::Always => (None, None, None),
+        Condition::NotExists => (Some("attribute_not_exists(#pk)"), Some(HashMap::from([("#pk".to_owned(), attr::PK.to_owned())])), None),
+        Condition::VersionIs(version) => (
+            Some("#version = :expected"),
+            Some(HashMap::from([("#version".to_owned(), attr::VERSION.to_owned())])),
+            Some(HashMap::from([(":expected".to_owned(), AttributeValue::N(version.to_string()))])),
+        ),
+    }
+}
+
+/// An entity as stored: its fields plus the shared attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// Encodes an entity into an item under `key`. Tenant items pass their vendor, which is
+/// stored beside the keys so a whole-table audit can check every key against it.
+pub fn encode<T: Serialize>(
+    key: &Key,
+    entity: &str,
+    vendor: Option<&VendorId>,
+    version: u64,
+    value: &T,
+) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    item.insert(attr::PK.to_owned(), AttributeValue::S(key.pk.clone()));
+    item.insert(attr::SK.to_owned(), AttributeValue::S(key.sk.clone()));
+    item.insert(attr::ENTITY.to_owned(), AttributeValue::S(entity.to_owned()));
+    item.insert(attr::VERSION.to_owned(), AttributeValue::N(version.to_string()));
+    if let Some(vendor) = vendor {
+        item.insert(attr::VENDOR_ID.to_owned(), AttributeValue::S(vendor.to_string()));
+    }
+    Ok(item)
+}
+
+pub fn decode<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>, StoreError> {
+    let version = match item.get(attr::VERSION) {
+        Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt("version is not a number".into()))?,
+        _ => return Err(StoreError::Corrupt("item has no version".into())),
+    };
+    let value = serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Versioned { value, version })
+}
