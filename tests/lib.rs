@@ -1,1 +1,260 @@
+//! The test harness: each test gets its own stack (table, buckets, secrets prefix and
+//! gateway port) inside one moto server, so tests run in parallel without sharing state.
+//! Requests go over real HTTP through the local gateway, as a frontend's would.
 
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use bestow::App;
+use bestow::config::Config;
+use bestow::store::keys::{GLOBAL_PREFIX, PLATFORM_PREFIX, TENANT_PREFIX, belongs_to_vendor};
+use bestow_infra::devtoken::{DevKeys, DevUser};
+use bestow_infra::gateway::Gateway;
+use bestow_infra::provision::{LocalNames, provision};
+use bestow_infra::template::Template;
+use serde_json::Value;
+
+pub use reqwest::Method;
+
+/// Every log line any test's request wrote, as JSON lines.
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = CaptureWriter(Arc::clone(&buffer));
+        // SAFETY: set once, before any thread reads the environment through tracing.
+        unsafe { std::env::set_var("RUST_LOG", "debug,aws=info,aws_smithy_runtime=info,hyper=info,h2=info,rustls=info") };
+        bestow::telemetry::init_with_writer(move || writer.clone());
+        buffer
+    })
+    .clone()
+}
+
+/// Everything logged so far, by every test of this binary.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&capture_logs().lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+pub struct Stack {
+    pub base: String,
+    pub keys: DevKeys,
+    pub app: App,
+    pub names: LocalNames,
+    pub sdk: aws_config::SdkConfig,
+    http: reqwest::Client,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn etag(&self) -> String {
+        self.headers.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    /// Asserts an RFC 9457 problem with `status` and returns its `type`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
+        assert_eq!(self.content_type(), "application/problem+json", "{}", self.text);
+        assert_eq!(self.json["status"], status, "{}", self.text);
+        let kind = self.json["type"].as_str().unwrap_or_default().to_owned();
+        assert!(kind.starts_with("https://bestow.dev/problems/"), "{}", self.text);
+        assert!(self.json["title"].is_string() && self.json["detail"].is_string(), "{}", self.text);
+        kind
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
+        self
+    }
+}
+
+/// A request being built.
+pub struct Call<'a> {
+    stack: &'a Stack,
+    method: Method,
+    path: String,
+    token: Option<String>,
+    body: Option<Vec<u8>>,
+    headers: Vec<(String, String)>,
+}
+
+impl Call<'_> {
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+    pub fn json(mut self, body: &Value) -> Self {
+        self.body = Some(body.to_string().into_bytes());
+        self.headers.push(("content-type".into(), "application/json".into()));
+        self
+    }
+    pub fn raw(mut self, body: impl Into<Vec<u8>>, content_type: &str) -> Self {
+        self.body = Some(body.into());
+        self.headers.push(("content-type".into(), content_type.into()));
+        self
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    pub async fn send(self) -> Reply {
+        let mut request = self.stack.http.request(self.method, format!("{}{}", self.stack.base, self.path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = self.body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("the local gateway answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, text, json }
+    }
+}
+
+impl Stack {
+    /// A fresh stack in the moto server named by `AWS_ENDPOINT_URL` (`infra/bestow test`
+    /// starts one and sets it).
+    pub async fn start() -> Stack {
+        capture_logs();
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .expect("AWS_ENDPOINT_URL is not set: run the suite with `infra/bestow test`, which starts moto");
+        assert!(endpoint.contains("127.0.0.1") || endpoint.contains("localhost"), "tests only run against a local emulator");
+        let template = Template::load_default().expect("template.yaml loads");
+        let prefix = format!("bestow-test-{}", &bestow::store::ids::new_id()[14..]);
+        let names = LocalNames::new(&template, &prefix);
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        provision(&sdk, &template, &names).await.expect("provisioning from template.yaml");
+        let table = names.table.clone();
+        let secrets_prefix = format!("bestow/{prefix}");
+        let config = Config::from_lookup(|name| match name {
+            "BESTOW_TABLE" => Some(table.clone()),
+            "BESTOW_STAGE" => Some("test".into()),
+            "BESTOW_SECRETS_PREFIX" => Some(secrets_prefix.clone()),
+            other => std::env::var(other).ok(),
+        })
+        .expect("config");
+        let app = App::from_parts(config, &sdk);
+        let keys = DevKeys::random();
+        let gateway = Arc::new(Gateway::new(app.clone(), keys.clone(), bestow::routes::ALL));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let server = tokio::spawn(gateway.serve(listener));
+        Stack { base, keys, app, names, sdk, http: reqwest::Client::new(), server }
+    }
+
+    pub fn call(&self, method: Method, path: &str) -> Call<'_> {
+        Call { stack: self, method, path: path.to_owned(), token: None, body: None, headers: Vec::new() }
+    }
+
+    pub fn admin(&self) -> String {
+        self.keys.issue(&DevUser { sub: "test-admin", group: "platform_admin", vendor_id: None }, 600)
+    }
+
+    pub fn staff(&self, vendor: &str, role: &str) -> String {
+        let sub = format!("test-{vendor}-{role}");
+        self.keys.issue(&DevUser { sub: &sub, group: role, vendor_id: Some(vendor) }, 600)
+    }
+
+    /// Creates a vendor through the API and returns its owner's token.
+    pub async fn vendor(&self, id: &str) -> String {
+        self.call(Method::POST, "/vendors")
+            .token(&self.admin())
+            .json(&serde_json::json!({
+                "id": id, "name": format!("Vendor {id}"), "contact_email": format!("ops@{id}.example"),
+                "country": "DE", "currency": "EUR", "timezone": "Europe/Berlin"
+            }))
+            .send()
+            .await
+            .assert_status(201);
+        self.staff(id, "owner")
+    }
+
+    /// Every item of this stack's table (a Scan: test-only, never on a request path).
+    pub async fn all_items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .app
+                .table
+                .client()
+                .scan()
+                .table_name(&self.names.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    /// Items whose keys break the tenancy layout: a tenant item (one with `vendor_id`) whose
+    /// PK or GSI1PK does not start with its own vendor's prefix, or an item under no known
+    /// prefix at all.
+    pub async fn key_violations(&self) -> Vec<String> {
+        let s = |item: &HashMap<String, AttributeValue>, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let mut violations = Vec::new();
+        for item in self.all_items().await {
+            let pk = s(&item, "PK").unwrap_or_default();
+            match s(&item, "vendor_id") {
+                Some(vendor) => {
+                    for key in ["PK", "GSI1PK"] {
+                        if let Some(value) = s(&item, key).filter(|v| !belongs_to_vendor(v, &vendor)) {
+                            violations.push(format!("{key}={value} of vendor {vendor}"));
+                        }
+                    }
+                }
+                None if pk.starts_with(PLATFORM_PREFIX) || pk.starts_with(GLOBAL_PREFIX) => {}
+                None => violations.push(format!("PK={pk} has no vendor_id and no global prefix")),
+            }
+            if pk.starts_with(TENANT_PREFIX) && s(&item, "vendor_id").is_none() {
+                violations.push(format!("tenant partition {pk} holds an item without vendor_id"));
+            }
+        }
+        violations
+    }
+}

@@ -1,1 +1,11 @@
+//! The integration suite: every test runs against its own stack in the local moto server,
+//! over real HTTP through the local gateway. Run with `infra/bestow test`.
 
+mod bad_input;
+mod concurrency;
+mod runtime;
+mod secrets;
+mod support;
+mod tenancy;
+mod vendors;
+mod wiring;

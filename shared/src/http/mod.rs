@@ -67,7 +67,7 @@ async fn run(app: &App, route: &'static RouteDef, req: Request, request_id: Stri
             let vendor = input.path("vendorId")?;
             let scope = guard::tenant_scope(&principal, vendor, roles)?;
             tracing::Span::current().record("vendor_id", scope.vendor_id().as_str());
-            if route.method != "GET" {
+            if route.method != "GET" && !route.safe {
                 // Writes need a live vendor: a suspended vendor's staff keep read access only.
                 crate::vendors::service::ensure_writable(app, &scope, &principal).await?;
             }

@@ -73,6 +73,8 @@ pub struct RouteDef {
     pub conditional: bool,
     /// Does the route page with `cursor`/`limit`?
     pub paginated: bool,
+    /// A POST that changes nothing (a quote): allowed while the vendor is suspended.
+    pub safe: bool,
 }
 
 impl RouteDef {

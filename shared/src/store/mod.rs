@@ -27,6 +27,8 @@ pub mod attr {
     /// DynamoDB TTL: epoch seconds, as the TTL feature requires.
     pub const EXPIRES_AT_EPOCH_S: &str = "expires_at_epoch_s";
     pub const GSI1: &str = "GSI1";
+    /// Every attribute the store adds around an entity's own fields.
+    pub const RESERVED: &[&str] = &[PK, SK, GSI1_PK, GSI1_SK, VERSION, VENDOR_ID, ENTITY, EXPIRES_AT_EPOCH_S];
 }
 
 #[derive(Debug, thiserror::Error)]

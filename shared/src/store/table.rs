@@ -217,11 +217,15 @@ pub fn encode<T: Serialize>(
     Ok(item)
 }
 
-pub fn decode<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>, StoreError> {
+pub fn decode<T: DeserializeOwned>(mut item: Item) -> Result<Versioned<T>, StoreError> {
     let version = match item.get(attr::VERSION) {
         Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt("version is not a number".into()))?,
         _ => return Err(StoreError::Corrupt("item has no version".into())),
     };
+    // The shared attributes are the store's, not the entity's (entities may deny unknown fields).
+    for name in attr::RESERVED {
+        item.remove(*name);
+    }
     let value = serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Versioned { value, version })
 }

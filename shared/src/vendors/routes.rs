@@ -23,6 +23,7 @@ const BASE: RouteDef = RouteDef {
     success: 200,
     conditional: false,
     paginated: false,
+    safe: false,
 };
 
 // ---------------------------------------------------------------- platform admin
@@ -172,6 +173,7 @@ pub const QUOTE_SHIPPING: RouteDef = RouteDef {
     handler: Handler::Tenant { roles: ANYONE_OF_THE_VENDOR, run: |ctx| Box::pin(quote_shipping(ctx)) },
     request: Some(schema::<QuoteRequest>()),
     response: Some(schema::<QuoteResponse>()),
+    safe: true,
     ..BASE
 };
 

@@ -1,0 +1,74 @@
+//! Shared fixtures of the suite.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use bestow_tests::{Method, Stack};
+use serde_json::{Value, json};
+
+pub fn event(function: &str) -> Value {
+    let path = bestow_infra::template::workspace_root().join("events").join(format!("{function}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The request body of a function's sample event (valid for its route), if it has one.
+pub fn sample_body(function: &str) -> Option<Value> {
+    event(function)["body"].as_str().map(|b| serde_json::from_str(b).expect("sample bodies are JSON"))
+}
+
+pub fn shipping_rules() -> Value {
+    bestow_infra::seed::demo_shipping_rules()
+}
+
+/// Configures everything a vendor can configure, through the API.
+pub async fn configure_fully(stack: &Stack, vendor: &str, owner: &str) {
+    let base = format!("/vendors/{vendor}");
+    stack.call(Method::PUT, &format!("{base}/shipping")).token(owner).json(&shipping_rules()).send().await.assert_status(200);
+    stack
+        .call(Method::PUT, &format!("{base}/smtp"))
+        .token(owner)
+        .json(&json!({"host": "smtp.example.com", "port": 587, "username": vendor, "password": format!("pw-{vendor}"),
+                      "from_email": format!("gifts@{vendor}.example"), "from_name": vendor, "security": "starttls"}))
+        .send()
+        .await
+        .assert_status(200);
+    stack
+        .call(Method::PUT, &format!("{base}/stripe"))
+        .token(owner)
+        .json(&json!({"publishable_key": "pk_test_abcdefgh1234", "secret_key": "sk_test_abcdefgh1234", "webhook_secret": "whsec_abcdefgh1234"}))
+        .send()
+        .await
+        .assert_status(200);
+    stack
+        .call(Method::PUT, &format!("{base}/storage"))
+        .token(owner)
+        .json(&json!({"bucket": "docs-bucket", "prefix": format!("vendors/{vendor}/")}))
+        .send()
+        .await
+        .assert_status(200);
+}
+
+/// Every item of a vendor's partition, rendered for comparison.
+pub async fn partition_snapshot(stack: &Stack, vendor: &str) -> Vec<String> {
+    let mut rows: Vec<String> = stack
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|item| item.get("vendor_id").and_then(|v| v.as_s().ok()).is_some_and(|v| v == vendor))
+        .map(|item| render(&AttributeValue::M(item)))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// A canonical rendering of an attribute value: map keys sorted at every level.
+fn render(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::M(map) => {
+            let mut pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", render(v))).collect();
+            pairs.sort();
+            format!("{{{}}}", pairs.join(","))
+        }
+        AttributeValue::L(list) => format!("[{}]", list.iter().map(render).collect::<Vec<_>>().join(",")),
+        other => format!("{other:?}"),
+    }
+}
