@@ -26,7 +26,10 @@ struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
 
 impl Write for CaptureWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -39,7 +42,12 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = CaptureWriter(Arc::clone(&buffer));
         // SAFETY: set once, before any thread reads the environment through tracing.
-        unsafe { std::env::set_var("RUST_LOG", "debug,aws=info,aws_smithy_runtime=info,hyper=info,h2=info,rustls=info") };
+        unsafe {
+            std::env::set_var(
+                "RUST_LOG",
+                "debug,aws=info,aws_smithy_runtime=info,hyper=info,h2=info,rustls=info",
+            )
+        };
         bestow::telemetry::init_with_writer(move || writer.clone());
         buffer
     })
@@ -76,28 +84,56 @@ pub struct Reply {
 
 impl Reply {
     pub fn etag(&self) -> String {
-        self.headers.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+        self.headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub fn content_type(&self) -> &str {
-        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default()
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
     }
 
     /// Asserts an RFC 9457 problem with `status` and returns its `type`.
     #[track_caller]
     pub fn assert_problem(&self, status: u16) -> String {
-        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
-        assert_eq!(self.content_type(), "application/problem+json", "{}", self.text);
+        assert_eq!(
+            self.status, status,
+            "expected {status}, got {}: {}",
+            self.status, self.text
+        );
+        assert_eq!(
+            self.content_type(),
+            "application/problem+json",
+            "{}",
+            self.text
+        );
         assert_eq!(self.json["status"], status, "{}", self.text);
         let kind = self.json["type"].as_str().unwrap_or_default().to_owned();
-        assert!(kind.starts_with("https://bestow.dev/problems/"), "{}", self.text);
-        assert!(self.json["title"].is_string() && self.json["detail"].is_string(), "{}", self.text);
+        assert!(
+            kind.starts_with("https://bestow.dev/problems/"),
+            "{}",
+            self.text
+        );
+        assert!(
+            self.json["title"].is_string() && self.json["detail"].is_string(),
+            "{}",
+            self.text
+        );
         kind
     }
 
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
+        assert_eq!(
+            self.status, status,
+            "expected {status}, got {}: {}",
+            self.status, self.text
+        );
         self
     }
 }
@@ -119,12 +155,14 @@ impl Call<'_> {
     }
     pub fn json(mut self, body: &Value) -> Self {
         self.body = Some(body.to_string().into_bytes());
-        self.headers.push(("content-type".into(), "application/json".into()));
+        self.headers
+            .push(("content-type".into(), "application/json".into()));
         self
     }
     pub fn raw(mut self, body: impl Into<Vec<u8>>, content_type: &str) -> Self {
         self.body = Some(body.into());
-        self.headers.push(("content-type".into(), content_type.into()));
+        self.headers
+            .push(("content-type".into(), content_type.into()));
         self
     }
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -132,7 +170,10 @@ impl Call<'_> {
         self
     }
     pub async fn send(self) -> Reply {
-        let mut request = self.stack.http.request(self.method, format!("{}{}", self.stack.base, self.path));
+        let mut request = self
+            .stack
+            .http
+            .request(self.method, format!("{}{}", self.stack.base, self.path));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -147,7 +188,12 @@ impl Call<'_> {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, headers, text, json }
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
     }
 }
 
@@ -158,12 +204,17 @@ impl Stack {
         capture_logs();
         let endpoint = std::env::var("AWS_ENDPOINT_URL")
             .expect("AWS_ENDPOINT_URL is not set: run the suite with `infra/bestow test`, which starts moto");
-        assert!(endpoint.contains("127.0.0.1") || endpoint.contains("localhost"), "tests only run against a local emulator");
+        assert!(
+            endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
+            "tests only run against a local emulator"
+        );
         let template = Template::load_default().expect("template.yaml loads");
         let prefix = format!("bestow-test-{}", &bestow::store::ids::new_id()[14..]);
         let names = LocalNames::new(&template, &prefix);
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        provision(&sdk, &template, &names).await.expect("provisioning from template.yaml");
+        provision(&sdk, &template, &names)
+            .await
+            .expect("provisioning from template.yaml");
         let table = names.table.clone();
         let secrets_prefix = format!("bestow/{prefix}");
         let config = Config::from_lookup(|name| match name {
@@ -176,23 +227,54 @@ impl Stack {
         let app = App::from_parts(config, &sdk);
         let keys = DevKeys::random();
         let gateway = Arc::new(Gateway::new(app.clone(), keys.clone(), bestow::routes::ALL));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let server = tokio::spawn(gateway.serve(listener));
-        Stack { base, keys, app, names, sdk, http: reqwest::Client::new(), server }
+        Stack {
+            base,
+            keys,
+            app,
+            names,
+            sdk,
+            http: reqwest::Client::new(),
+            server,
+        }
     }
 
     pub fn call(&self, method: Method, path: &str) -> Call<'_> {
-        Call { stack: self, method, path: path.to_owned(), token: None, body: None, headers: Vec::new() }
+        Call {
+            stack: self,
+            method,
+            path: path.to_owned(),
+            token: None,
+            body: None,
+            headers: Vec::new(),
+        }
     }
 
     pub fn admin(&self) -> String {
-        self.keys.issue(&DevUser { sub: "test-admin", group: "platform_admin", vendor_id: None }, 600)
+        self.keys.issue(
+            &DevUser {
+                sub: "test-admin",
+                group: "platform_admin",
+                vendor_id: None,
+            },
+            600,
+        )
     }
 
     pub fn staff(&self, vendor: &str, role: &str) -> String {
         let sub = format!("test-{vendor}-{role}");
-        self.keys.issue(&DevUser { sub: &sub, group: role, vendor_id: Some(vendor) }, 600)
+        self.keys.issue(
+            &DevUser {
+                sub: &sub,
+                group: role,
+                vendor_id: Some(vendor),
+            },
+            600,
+        )
     }
 
     /// Creates a vendor through the API and returns its owner's token.
@@ -236,14 +318,18 @@ impl Stack {
     /// PK or GSI1PK does not start with its own vendor's prefix, or an item under no known
     /// prefix at all.
     pub async fn key_violations(&self) -> Vec<String> {
-        let s = |item: &HashMap<String, AttributeValue>, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let s = |item: &HashMap<String, AttributeValue>, name: &str| {
+            item.get(name).and_then(|v| v.as_s().ok()).cloned()
+        };
         let mut violations = Vec::new();
         for item in self.all_items().await {
             let pk = s(&item, "PK").unwrap_or_default();
             match s(&item, "vendor_id") {
                 Some(vendor) => {
                     for key in ["PK", "GSI1PK"] {
-                        if let Some(value) = s(&item, key).filter(|v| !belongs_to_vendor(v, &vendor)) {
+                        if let Some(value) =
+                            s(&item, key).filter(|v| !belongs_to_vendor(v, &vendor))
+                        {
                             violations.push(format!("{key}={value} of vendor {vendor}"));
                         }
                     }
@@ -252,7 +338,9 @@ impl Stack {
                 None => violations.push(format!("PK={pk} has no vendor_id and no global prefix")),
             }
             if pk.starts_with(TENANT_PREFIX) && s(&item, "vendor_id").is_none() {
-                violations.push(format!("tenant partition {pk} holds an item without vendor_id"));
+                violations.push(format!(
+                    "tenant partition {pk} holds an item without vendor_id"
+                ));
             }
         }
         violations

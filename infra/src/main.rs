@@ -25,7 +25,9 @@ fn key_file() -> PathBuf {
 
 async fn up(port: u16) -> Result<(), InfraError> {
     if std::env::var("AWS_ENDPOINT_URL").is_err() {
-        return Err(InfraError::Other("AWS_ENDPOINT_URL is not set: start the stack with infra/bestow up".into()));
+        return Err(InfraError::Other(
+            "AWS_ENDPOINT_URL is not set: start the stack with infra/bestow up".into(),
+        ));
     }
     let template = Template::load_default()?;
     let names = LocalNames::new(&template, STACK_PREFIX);
@@ -43,20 +45,46 @@ async fn up(port: u16) -> Result<(), InfraError> {
     std::fs::create_dir_all(workspace_root().join(".local"))?;
     std::fs::write(key_file(), keys.to_hex())?;
     let gateway = Arc::new(Gateway::new(app, keys.clone(), bestow::routes::ALL));
-    let documents = names.bucket("DocumentsBucket").unwrap_or("bestow-local-documentsbucket").to_owned();
+    let documents = names
+        .bucket("DocumentsBucket")
+        .unwrap_or("bestow-local-documentsbucket")
+        .to_owned();
     let seeded = seed::seed_demo(&gateway, &documents).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     // From here on, every request logs its JSON line, as the functions do in Lambda.
     bestow::telemetry::init();
-    let admin = keys.issue(&DevUser { sub: demo::PLATFORM_ADMIN, group: "platform_admin", vendor_id: None }, TOKEN_TTL_SECONDS);
-    let owner = keys.issue(&DevUser { sub: demo::OWNER, group: "owner", vendor_id: Some(demo::VENDOR_ID) }, TOKEN_TTL_SECONDS);
+    let admin = keys.issue(
+        &DevUser {
+            sub: demo::PLATFORM_ADMIN,
+            group: "platform_admin",
+            vendor_id: None,
+        },
+        TOKEN_TTL_SECONDS,
+    );
+    let owner = keys.issue(
+        &DevUser {
+            sub: demo::OWNER,
+            group: "owner",
+            vendor_id: Some(demo::VENDOR_ID),
+        },
+        TOKEN_TTL_SECONDS,
+    );
     println!(
         "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
         bestow::routes::ALL.len(),
         names.table,
-        names.buckets.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>().join(", "),
+        names
+            .buckets
+            .iter()
+            .map(|(_, b)| b.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         demo::VENDOR_ID,
-        if seeded { "seeded now" } else { "already there" },
+        if seeded {
+            "seeded now"
+        } else {
+            "already there"
+        },
         demo::VENDOR_ID,
         demo::VENDOR_ID,
     );
@@ -68,18 +96,36 @@ async fn up(port: u16) -> Result<(), InfraError> {
 }
 
 fn token(role: &str, vendor: Option<&str>) -> Result<(), InfraError> {
-    let hex = std::fs::read_to_string(key_file()).map_err(|_| InfraError::Other("no running stack: start it with infra/bestow up".into()))?;
-    let keys = DevKeys::from_hex(&hex).ok_or_else(|| InfraError::Other("the dev key file is damaged; restart the stack".into()))?;
+    let hex = std::fs::read_to_string(key_file())
+        .map_err(|_| InfraError::Other("no running stack: start it with infra/bestow up".into()))?;
+    let keys = DevKeys::from_hex(&hex).ok_or_else(|| {
+        InfraError::Other("the dev key file is damaged; restart the stack".into())
+    })?;
     let sub = format!("dev-{role}");
     let vendor = vendor.or((role != "platform_admin").then_some(demo::VENDOR_ID));
-    println!("{}", keys.issue(&DevUser { sub: &sub, group: role, vendor_id: vendor }, TOKEN_TTL_SECONDS));
+    println!(
+        "{}",
+        keys.issue(
+            &DevUser {
+                sub: &sub,
+                group: role,
+                vendor_id: vendor
+            },
+            TOKEN_TTL_SECONDS
+        )
+    );
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["up"] => up(3000).await,
         ["up", "--port", port] => match port.parse() {
             Ok(port) => up(port).await,
@@ -91,7 +137,9 @@ async fn main() -> std::process::ExitCode {
             print!("{}", bestow::openapi::to_json(bestow::routes::ALL));
             Ok(())
         }
-        _ => Err(InfraError::Other("usage: bestow-local up [--port N] | token <role> [vendor] | openapi".into())),
+        _ => Err(InfraError::Other(
+            "usage: bestow-local up [--port N] | token <role> [vendor] | openapi".into(),
+        )),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,8 +2,8 @@
 //! the buckets. Idempotent: what exists is left as it is.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use crate::InfraError;
@@ -28,11 +28,17 @@ impl LocalNames {
                 (id, name)
             })
             .collect();
-        Self { table: format!("{prefix}-table"), buckets }
+        Self {
+            table: format!("{prefix}-table"),
+            buckets,
+        }
     }
 
     pub fn bucket(&self, logical_id: &str) -> Option<&str> {
-        self.buckets.iter().find(|(id, _)| id == logical_id).map(|(_, name)| name.as_str())
+        self.buckets
+            .iter()
+            .find(|(id, _)| id == logical_id)
+            .map(|(_, name)| name.as_str())
     }
 }
 
@@ -52,9 +58,16 @@ fn keys(hash: &str, range: Option<&str>) -> Result<Vec<KeySchemaElement>, InfraE
     Ok(out)
 }
 
-pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &TableSpec) -> Result<(), InfraError> {
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    spec: &TableSpec,
+) -> Result<(), InfraError> {
     let other = |e: &dyn std::fmt::Display| InfraError::Other(e.to_string());
-    let mut request = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
     for (attr, kind) in &spec.attributes {
         request = request.attribute_definitions(
             AttributeDefinition::builder()
@@ -70,51 +83,81 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &
             GlobalSecondaryIndex::builder()
                 .index_name(index)
                 .set_key_schema(Some(keys(hash, range.as_deref())?))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .map_err(|e| other(&e))?,
         );
     }
     match request.send().await {
         Ok(_) => {}
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => return Ok(()),
-        Err(err) => return Err(InfraError::Emulator(aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string())),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            return Ok(());
+        }
+        Err(err) => {
+            return Err(InfraError::Emulator(
+                aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string(),
+            ));
+        }
     }
     if let Some(ttl) = &spec.ttl_attribute {
         client
             .update_time_to_live()
             .table_name(name)
             .time_to_live_specification(
-                TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build().map_err(|e| other(&e))?,
+                TimeToLiveSpecification::builder()
+                    .attribute_name(ttl)
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| other(&e))?,
             )
             .send()
             .await
-            .map_err(|e| InfraError::Emulator(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| {
+                InfraError::Emulator(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+            })?;
     }
     Ok(())
 }
 
 /// S3 against an emulator needs path-style URLs, or the bucket becomes a host name.
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build())
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) -> Result<(), InfraError> {
     match client.create_bucket().bucket(name).send().await {
         Ok(_) => Ok(()),
         Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()) =>
+            if err.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            }) =>
         {
             Ok(())
         }
-        Err(err) => Err(InfraError::Emulator(aws_sdk_s3::error::DisplayErrorContext(err).to_string())),
+        Err(err) => Err(InfraError::Emulator(
+            aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+        )),
     }
 }
 
 /// Everything the template declares, under `names`.
-pub async fn provision(sdk: &aws_config::SdkConfig, template: &Template, names: &LocalNames) -> Result<(), InfraError> {
+pub async fn provision(
+    sdk: &aws_config::SdkConfig,
+    template: &Template,
+    names: &LocalNames,
+) -> Result<(), InfraError> {
     let spec = template.table("Table")?;
     create_table(&aws_sdk_dynamodb::Client::new(sdk), &names.table, &spec).await?;
     let s3 = s3_client(sdk);

@@ -2,8 +2,8 @@
 //! vendor owner would call), so the seed can never write what the API would refuse.
 
 use http::{HeaderMap, HeaderValue, Method};
-use hyper::body::Bytes;
 use http_body_util::BodyExt;
+use hyper::body::Bytes;
 use serde_json::{Value, json};
 
 use crate::InfraError;
@@ -11,25 +11,47 @@ use crate::demo;
 use crate::devtoken::DevUser;
 use crate::gateway::Gateway;
 
-async fn call(gateway: &Gateway, token: &str, method: Method, path: &str, body: Option<Value>, if_match: Option<&str>) -> Result<(u16, HeaderMap, Value), InfraError> {
+async fn call(
+    gateway: &Gateway,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    if_match: Option<&str>,
+) -> Result<(u16, HeaderMap, Value), InfraError> {
     let mut headers = HeaderMap::new();
-    let auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| InfraError::Other(e.to_string()))?;
+    let auth = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|e| InfraError::Other(e.to_string()))?;
     headers.insert("authorization", auth);
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     if let Some(tag) = if_match {
-        headers.insert("if-match", HeaderValue::from_str(tag).map_err(|e| InfraError::Other(e.to_string()))?);
+        headers.insert(
+            "if-match",
+            HeaderValue::from_str(tag).map_err(|e| InfraError::Other(e.to_string()))?,
+        );
     }
     let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     let response = gateway.call(&method, path, &headers, body).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.map_err(|e| InfraError::Other(e.to_string()))?.to_bytes();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| InfraError::Other(e.to_string()))?
+        .to_bytes();
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Ok((status, headers, value))
 }
 
 fn expect(step: &str, status: u16, want: u16, body: &Value) -> Result<(), InfraError> {
-    if status == want { Ok(()) } else { Err(InfraError::Other(format!("seed step {step}: HTTP {status}: {body}"))) }
+    if status == want {
+        Ok(())
+    } else {
+        Err(InfraError::Other(format!(
+            "seed step {step}: HTTP {status}: {body}"
+        )))
+    }
 }
 
 /// The demo vendor's shipping rules: two zones, three methods, every rate kind.
@@ -55,24 +77,54 @@ pub fn demo_shipping_rules() -> Value {
 /// Creates the demo vendor and its configuration unless it already exists.
 pub async fn seed_demo(gateway: &Gateway, documents_bucket: &str) -> Result<bool, InfraError> {
     let keys = gateway.keys();
-    let admin = keys.issue(&DevUser { sub: demo::PLATFORM_ADMIN, group: "platform_admin", vendor_id: None }, 600);
-    let owner = keys.issue(&DevUser { sub: demo::OWNER, group: "owner", vendor_id: Some(demo::VENDOR_ID) }, 600);
+    let admin = keys.issue(
+        &DevUser {
+            sub: demo::PLATFORM_ADMIN,
+            group: "platform_admin",
+            vendor_id: None,
+        },
+        600,
+    );
+    let owner = keys.issue(
+        &DevUser {
+            sub: demo::OWNER,
+            group: "owner",
+            vendor_id: Some(demo::VENDOR_ID),
+        },
+        600,
+    );
     let vendor_path = format!("/vendors/{}", demo::VENDOR_ID);
     let (status, _, _) = call(gateway, &admin, Method::GET, &vendor_path, None, None).await?;
     if status == 200 {
         return Ok(false);
     }
-    let (status, _, body) = call(gateway, &admin, Method::POST, "/vendors", Some(json!({
-        "id": demo::VENDOR_ID,
-        "name": "Demo Gifts",
-        "legal_name": "Demo Gifts GmbH",
-        "contact_email": "hello@demo-gifts.example",
-        "country": "DE",
-        "currency": "EUR",
-        "timezone": "Europe/Berlin"
-    })), None).await?;
+    let (status, _, body) = call(
+        gateway,
+        &admin,
+        Method::POST,
+        "/vendors",
+        Some(json!({
+            "id": demo::VENDOR_ID,
+            "name": "Demo Gifts",
+            "legal_name": "Demo Gifts GmbH",
+            "contact_email": "hello@demo-gifts.example",
+            "country": "DE",
+            "currency": "EUR",
+            "timezone": "Europe/Berlin"
+        })),
+        None,
+    )
+    .await?;
     expect("create vendor", status, 201, &body)?;
-    let (status, _, body) = call(gateway, &owner, Method::PUT, &format!("{vendor_path}/shipping"), Some(demo_shipping_rules()), None).await?;
+    let (status, _, body) = call(
+        gateway,
+        &owner,
+        Method::PUT,
+        &format!("{vendor_path}/shipping"),
+        Some(demo_shipping_rules()),
+        None,
+    )
+    .await?;
     expect("shipping rules", status, 200, &body)?;
     let (status, _, body) = call(gateway, &owner, Method::PUT, &format!("{vendor_path}/smtp"), Some(json!({
         "host": "localhost", "port": 2525, "username": "demo-gifts", "password": "local-demo-smtp-password",
@@ -83,9 +135,17 @@ pub async fn seed_demo(gateway: &Gateway, documents_bucket: &str) -> Result<bool
         "publishable_key": "pk_test_localdemo000000", "secret_key": "sk_test_localdemo000000", "webhook_secret": "whsec_localdemo000000"
     })), None).await?;
     expect("stripe settings", status, 200, &body)?;
-    let (status, _, body) = call(gateway, &owner, Method::PUT, &format!("{vendor_path}/storage"), Some(json!({
-        "bucket": documents_bucket
-    })), None).await?;
+    let (status, _, body) = call(
+        gateway,
+        &owner,
+        Method::PUT,
+        &format!("{vendor_path}/storage"),
+        Some(json!({
+            "bucket": documents_bucket
+        })),
+        None,
+    )
+    .await?;
     expect("storage settings", status, 200, &body)?;
     Ok(true)
 }

@@ -33,7 +33,10 @@ pub struct Template {
 
 /// The workspace root (where `template.yaml` lives), from this crate's manifest dir.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn str_of(v: &Value) -> Option<String> {
@@ -57,7 +60,8 @@ fn key_schema(v: &Value) -> (Option<String>, Option<String>) {
 impl Template {
     pub fn load(path: &Path) -> Result<Self, InfraError> {
         let text = std::fs::read_to_string(path)?;
-        let root = serde_yaml_ng::from_str(&text).map_err(|e| InfraError::Template(e.to_string()))?;
+        let root =
+            serde_yaml_ng::from_str(&text).map_err(|e| InfraError::Template(e.to_string()))?;
         Ok(Self { root })
     }
 
@@ -85,7 +89,8 @@ impl Template {
             .filter_map(|a| Some((str_of(&a["AttributeName"])?, str_of(&a["AttributeType"])?)))
             .collect();
         let (hash, range_key) = key_schema(&props["KeySchema"]);
-        let hash_key = hash.ok_or_else(|| InfraError::Template(format!("{logical_id} has no HASH key")))?;
+        let hash_key =
+            hash.ok_or_else(|| InfraError::Template(format!("{logical_id} has no HASH key")))?;
         let global_indexes = props["GlobalSecondaryIndexes"]
             .as_sequence()
             .into_iter()
@@ -96,26 +101,53 @@ impl Template {
             })
             .collect();
         let ttl = &props["TimeToLiveSpecification"];
-        let ttl_attribute = if ttl["Enabled"].as_bool() == Some(true) { str_of(&ttl["AttributeName"]) } else { None };
-        Ok(TableSpec { attributes, hash_key, range_key, global_indexes, ttl_attribute })
+        let ttl_attribute = if ttl["Enabled"].as_bool() == Some(true) {
+            str_of(&ttl["AttributeName"])
+        } else {
+            None
+        };
+        Ok(TableSpec {
+            attributes,
+            hash_key,
+            range_key,
+            global_indexes,
+            ttl_attribute,
+        })
     }
 
     /// Logical ids of every S3 bucket.
     pub fn buckets(&self) -> Vec<String> {
-        self.resources().filter(|(_, r)| r["Type"].as_str() == Some("AWS::S3::Bucket")).map(|(id, _)| id).collect()
+        self.resources()
+            .filter(|(_, r)| r["Type"].as_str() == Some("AWS::S3::Bucket"))
+            .map(|(id, _)| id)
+            .collect()
     }
 
     pub fn functions(&self) -> Vec<FunctionSpec> {
         self.resources()
             .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
             .map(|(logical_id, r)| {
-                let binary = str_of(&r["Metadata"]["BuildProperties"]["Binary"]).unwrap_or_default();
-                let http = r["Properties"]["Events"].as_mapping().into_iter().flatten().find_map(|(_, e)| {
-                    (e["Type"].as_str() == Some("HttpApi"))
-                        .then(|| Some((str_of(&e["Properties"]["Method"])?.to_uppercase(), str_of(&e["Properties"]["Path"])?)))
-                        .flatten()
-                });
-                FunctionSpec { logical_id, binary, http }
+                let binary =
+                    str_of(&r["Metadata"]["BuildProperties"]["Binary"]).unwrap_or_default();
+                let http = r["Properties"]["Events"]
+                    .as_mapping()
+                    .into_iter()
+                    .flatten()
+                    .find_map(|(_, e)| {
+                        (e["Type"].as_str() == Some("HttpApi"))
+                            .then(|| {
+                                Some((
+                                    str_of(&e["Properties"]["Method"])?.to_uppercase(),
+                                    str_of(&e["Properties"]["Path"])?,
+                                ))
+                            })
+                            .flatten()
+                    });
+                FunctionSpec {
+                    logical_id,
+                    binary,
+                    http,
+                }
             })
             .collect()
     }

@@ -12,18 +12,32 @@ async fn credentials_reach_secrets_manager_and_nowhere_else() {
     let smtp_password = format!("smtp-pass-{unique}");
     let stripe_key = format!("sk_test_{unique}");
     let webhook_secret = format!("whsec_{unique}");
-    let secrets = [smtp_password.as_str(), stripe_key.as_str(), webhook_secret.as_str()];
+    let secrets = [
+        smtp_password.as_str(),
+        stripe_key.as_str(),
+        webhook_secret.as_str(),
+    ];
     let mut bodies = Vec::new();
 
     let smtp = json!({"host": "smtp.sec.example", "port": 465, "username": "mailer", "password": smtp_password,
                       "from_email": "gifts@sec.example", "from_name": "Sec", "security": "tls"});
-    let reply = stack.call(Method::PUT, "/vendors/sec/smtp").token(&owner).json(&smtp).send().await;
+    let reply = stack
+        .call(Method::PUT, "/vendors/sec/smtp")
+        .token(&owner)
+        .json(&smtp)
+        .send()
+        .await;
     reply.assert_status(200);
     assert_eq!(reply.json["password"], json!({"configured": true}));
     bodies.push(reply.text);
 
     let stripe = json!({"publishable_key": "pk_test_abcdefgh1234", "secret_key": stripe_key, "webhook_secret": webhook_secret});
-    let reply = stack.call(Method::PUT, "/vendors/sec/stripe").token(&owner).json(&stripe).send().await;
+    let reply = stack
+        .call(Method::PUT, "/vendors/sec/stripe")
+        .token(&owner)
+        .json(&stripe)
+        .send()
+        .await;
     reply.assert_status(200);
     assert_eq!(reply.json["secret_key"], json!({"configured": true}));
     assert_eq!(reply.json["webhook_secret"], json!({"configured": true}));
@@ -33,7 +47,13 @@ async fn credentials_reach_secrets_manager_and_nowhere_else() {
 
     // A refused request that carries a secret does not echo it back.
     let bad = json!({"publishable_key": "pk_test_abcdefgh1234", "secret_key": format!("sk_live_{unique}"), "webhook_secret": format!("{webhook_secret}!")});
-    let reply = stack.call(Method::PUT, "/vendors/sec/stripe").token(&owner).header("if-match", &stripe_etag).json(&bad).send().await;
+    let reply = stack
+        .call(Method::PUT, "/vendors/sec/stripe")
+        .token(&owner)
+        .header("if-match", &stripe_etag)
+        .json(&bad)
+        .send()
+        .await;
     reply.assert_problem(422);
     bodies.push(reply.text);
 
@@ -47,8 +67,19 @@ async fn credentials_reach_secrets_manager_and_nowhere_else() {
     let mut smtp_update = smtp.clone();
     smtp_update.as_object_mut().unwrap().remove("password");
     smtp_update["port"] = json!(2465);
-    let etag = stack.call(Method::GET, "/vendors/sec/smtp").token(&owner).send().await.etag();
-    let reply = stack.call(Method::PUT, "/vendors/sec/smtp").token(&owner).header("if-match", &etag).json(&smtp_update).send().await;
+    let etag = stack
+        .call(Method::GET, "/vendors/sec/smtp")
+        .token(&owner)
+        .send()
+        .await
+        .etag();
+    let reply = stack
+        .call(Method::PUT, "/vendors/sec/smtp")
+        .token(&owner)
+        .header("if-match", &etag)
+        .json(&smtp_update)
+        .send()
+        .await;
     reply.assert_status(200);
     assert_eq!(reply.json["password"], json!({"configured": true}));
     let new_webhook = format!("whsec_rotated{unique}");
@@ -68,20 +99,31 @@ async fn credentials_reach_secrets_manager_and_nowhere_else() {
     let read = |name: String| {
         let client = client.clone();
         async move {
-            let value = client.get_secret_value().secret_id(&name).send().await.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let value = client
+                .get_secret_value()
+                .secret_id(&name)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
             serde_json::from_str::<serde_json::Value>(value.secret_string().unwrap()).unwrap()
         }
     };
     let stored_smtp = read(format!("{prefix}/vendors/sec/smtp")).await;
     assert_eq!(stored_smtp["password"], smtp_password);
     let stored_stripe = read(format!("{prefix}/vendors/sec/stripe")).await;
-    assert_eq!(stored_stripe["secret_key"], stripe_key, "the key not sent was kept");
+    assert_eq!(
+        stored_stripe["secret_key"], stripe_key,
+        "the key not sent was kept"
+    );
     assert_eq!(stored_stripe["webhook_secret"], new_webhook);
 
     // Nothing in DynamoDB, responses or logs.
     let table_dump = format!("{:?}", stack.all_items().await);
     let logs = captured_logs();
-    assert!(logs.contains("\"route\":\"smtp-put\""), "the logs were captured");
+    assert!(
+        logs.contains("\"route\":\"smtp-put\""),
+        "the logs were captured"
+    );
     for secret in secrets.iter().copied().chain([new_webhook.as_str()]) {
         assert!(!table_dump.contains(secret), "secret in the table");
         assert!(!logs.contains(secret), "secret in the logs");
@@ -89,5 +131,8 @@ async fn credentials_reach_secrets_manager_and_nowhere_else() {
             assert!(!body.contains(secret), "secret in a response: {body}");
         }
     }
-    assert!(!logs.contains(&unique), "not even part of a secret reaches the logs");
+    assert!(
+        !logs.contains(&unique),
+        "not even part of a secret reaches the logs"
+    );
 }

@@ -5,14 +5,18 @@ use bestow_tests::{Method, Stack};
 use serde_json::{Value, json};
 
 pub fn event(function: &str) -> Value {
-    let path = bestow_infra::template::workspace_root().join("events").join(format!("{function}.json"));
+    let path = bestow_infra::template::workspace_root()
+        .join("events")
+        .join(format!("{function}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The request body of a function's sample event (valid for its route), if it has one.
 pub fn sample_body(function: &str) -> Option<Value> {
-    event(function)["body"].as_str().map(|b| serde_json::from_str(b).expect("sample bodies are JSON"))
+    event(function)["body"]
+        .as_str()
+        .map(|b| serde_json::from_str(b).expect("sample bodies are JSON"))
 }
 
 pub fn shipping_rules() -> Value {
@@ -22,7 +26,13 @@ pub fn shipping_rules() -> Value {
 /// Configures everything a vendor can configure, through the API.
 pub async fn configure_fully(stack: &Stack, vendor: &str, owner: &str) {
     let base = format!("/vendors/{vendor}");
-    stack.call(Method::PUT, &format!("{base}/shipping")).token(owner).json(&shipping_rules()).send().await.assert_status(200);
+    stack
+        .call(Method::PUT, &format!("{base}/shipping"))
+        .token(owner)
+        .json(&shipping_rules())
+        .send()
+        .await
+        .assert_status(200);
     stack
         .call(Method::PUT, &format!("{base}/smtp"))
         .token(owner)
@@ -53,7 +63,11 @@ pub async fn partition_snapshot(stack: &Stack, vendor: &str) -> Vec<String> {
         .all_items()
         .await
         .into_iter()
-        .filter(|item| item.get("vendor_id").and_then(|v| v.as_s().ok()).is_some_and(|v| v == vendor))
+        .filter(|item| {
+            item.get("vendor_id")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|v| v == vendor)
+        })
         .map(|item| render(&AttributeValue::M(item)))
         .collect();
     rows.sort();
@@ -64,11 +78,17 @@ pub async fn partition_snapshot(stack: &Stack, vendor: &str) -> Vec<String> {
 fn render(value: &AttributeValue) -> String {
     match value {
         AttributeValue::M(map) => {
-            let mut pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", render(v))).collect();
+            let mut pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}={}", render(v)))
+                .collect();
             pairs.sort();
             format!("{{{}}}", pairs.join(","))
         }
-        AttributeValue::L(list) => format!("[{}]", list.iter().map(render).collect::<Vec<_>>().join(",")),
+        AttributeValue::L(list) => format!(
+            "[{}]",
+            list.iter().map(render).collect::<Vec<_>>().join(",")
+        ),
         other => format!("{other:?}"),
     }
 }

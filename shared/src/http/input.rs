@@ -1,8 +1,8 @@
 //! What a handler reads from a request: path and query parameters, `If-Match`, a JSON body.
 //! Every malformed part becomes a 4xx problem before anything is written.
 
-use lambda_http::{Body, Request, RequestExt};
 use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::{Body, Request, RequestExt};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
@@ -24,7 +24,13 @@ impl Input {
         let path_params = req.path_parameters();
         let query = req.query_string_parameters();
         let (parts, body) = req.into_parts();
-        Self { request_id, headers: parts.headers, path_params, query, body }
+        Self {
+            request_id,
+            headers: parts.headers,
+            path_params,
+            query,
+            body,
+        }
     }
 
     pub fn path(&self, name: &str) -> Result<&str, ApiError> {
@@ -47,7 +53,12 @@ impl Input {
             None => 25,
             Some(raw) => match raw.parse::<i32>() {
                 Ok(n) if (1..=100).contains(&n) => n,
-                _ => return Err(ApiError::validation(vec![FieldError::new("limit", "must be an integer from 1 to 100")])),
+                _ => {
+                    return Err(ApiError::validation(vec![FieldError::new(
+                        "limit",
+                        "must be an integer from 1 to 100",
+                    )]));
+                }
             },
         };
         let cursor = self.query("cursor").map(Cursor::decode).transpose()?;
@@ -57,19 +68,28 @@ impl Input {
     /// The version named by `If-Match` (`"v<version>"`, weak or strong). A missing header on
     /// a conditional write is 428, so a client cannot overwrite what it never read.
     pub fn if_match(&self) -> Result<Option<u64>, ApiError> {
-        let Some(raw) = self.header("if-match") else { return Ok(None) };
+        let Some(raw) = self.header("if-match") else {
+            return Ok(None);
+        };
         raw.trim()
             .trim_start_matches("W/")
             .trim_matches('"')
             .strip_prefix('v')
             .and_then(|v| v.parse().ok())
             .map(Some)
-            .ok_or_else(|| ApiError::PreconditionFailed("If-Match does not name a version of this resource".to_owned()))
+            .ok_or_else(|| {
+                ApiError::PreconditionFailed(
+                    "If-Match does not name a version of this resource".to_owned(),
+                )
+            })
     }
 
     pub fn require_if_match(&self) -> Result<u64, ApiError> {
         self.if_match()?.ok_or_else(|| {
-            ApiError::PreconditionRequired("send If-Match with the ETag you read, to avoid overwriting newer changes".to_owned())
+            ApiError::PreconditionRequired(
+                "send If-Match with the ETag you read, to avoid overwriting newer changes"
+                    .to_owned(),
+            )
         })
     }
 
@@ -79,7 +99,9 @@ impl Input {
         if let Some(content_type) = self.header("content-type") {
             let media = content_type.split(';').next().unwrap_or_default().trim();
             if !media.eq_ignore_ascii_case("application/json") {
-                return Err(ApiError::UnsupportedMediaType(format!("send application/json, not {media}")));
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "send application/json, not {media}"
+                )));
             }
         }
         let bytes: &[u8] = match &self.body {
@@ -89,7 +111,10 @@ impl Input {
             _ => b"",
         };
         if bytes.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge(format!("the body is {} bytes; the limit is {MAX_BODY_BYTES}", bytes.len())));
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                bytes.len()
+            )));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::BadRequest("a JSON body is required".to_owned()));

@@ -6,9 +6,11 @@ mod output;
 mod route;
 
 pub use input::{Input, MAX_BODY_BYTES};
-pub use output::ApiResponse;
 pub use lambda_http::Error as LambdaError;
-pub use route::{BoxFuture, Handler, HandlerResult, PlatformCtx, RouteDef, SchemaRef, TenantCtx, schema};
+pub use output::ApiResponse;
+pub use route::{
+    BoxFuture, Handler, HandlerResult, PlatformCtx, RouteDef, SchemaRef, TenantCtx, schema,
+};
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -52,14 +54,23 @@ pub async fn handle(app: &App, route: &'static RouteDef, req: Request) -> Respon
                 ApiResponse::problem(&err, Some(instance)).into_response()
             }
         };
-        tracing::info!(status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request done");
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request done"
+        );
         response
     }
     .instrument(span)
     .await
 }
 
-async fn run(app: &App, route: &'static RouteDef, req: Request, request_id: String) -> HandlerResult {
+async fn run(
+    app: &App,
+    route: &'static RouteDef,
+    req: Request,
+    request_id: String,
+) -> HandlerResult {
     let principal = guard::principal(&req)?;
     let input = Input::from_request(req, request_id);
     match route.handler {
@@ -71,11 +82,21 @@ async fn run(app: &App, route: &'static RouteDef, req: Request, request_id: Stri
                 // Writes need a live vendor: a suspended vendor's staff keep read access only.
                 crate::vendors::service::ensure_writable(app, &scope, &principal).await?;
             }
-            run(TenantCtx { app: app.clone(), scope, input }).await
+            run(TenantCtx {
+                app: app.clone(),
+                scope,
+                input,
+            })
+            .await
         }
         Handler::Platform { run } => {
             let scope = guard::platform_scope(&principal)?;
-            run(PlatformCtx { app: app.clone(), scope, input }).await
+            run(PlatformCtx {
+                app: app.clone(),
+                scope,
+                input,
+            })
+            .await
         }
     }
 }

@@ -75,7 +75,12 @@ pub struct SecretStore {
 
 impl SecretStore {
     pub fn new(client: Client, prefix: String, ttl: Duration) -> Self {
-        Self { client, prefix: prefix.into(), ttl, cache: Arc::default() }
+        Self {
+            client,
+            prefix: prefix.into(),
+            ttl,
+            cache: Arc::default(),
+        }
     }
 
     /// The secret name for a vendor's integration; built only from a tenant scope.
@@ -85,7 +90,10 @@ impl SecretStore {
 
     /// Reads a vendor's credentials, from the cache while it is fresh. `None` when the vendor
     /// has not configured this integration.
-    pub async fn get<S: VendorSecret>(&self, scope: &TenantScope) -> Result<Option<S>, SecretError> {
+    pub async fn get<S: VendorSecret>(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Option<S>, SecretError> {
         let name = self.name_for::<S>(scope);
         let cached = self.cached(&name);
         let json = match cached {
@@ -96,25 +104,52 @@ impl SecretStore {
                 fetched
             }
         };
-        json.map(|j| serde_json::from_str(&j).map_err(|_| SecretError::Malformed { name: name.clone() }))
-            .transpose()
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|_| SecretError::Malformed { name: name.clone() })
+        })
+        .transpose()
     }
 
     /// Stores a vendor's credentials (creating the secret the first time) and refreshes the
     /// cache, so this instance never serves the old value.
-    pub async fn put<S: VendorSecret>(&self, scope: &TenantScope, value: &S) -> Result<(), SecretError> {
+    pub async fn put<S: VendorSecret>(
+        &self,
+        scope: &TenantScope,
+        value: &S,
+    ) -> Result<(), SecretError> {
         let name = self.name_for::<S>(scope);
-        let json = serde_json::to_string(value).map_err(|_| SecretError::Malformed { name: name.clone() })?;
-        let updated = self.client.put_secret_value().secret_id(&name).secret_string(&json).send().await;
+        let json = serde_json::to_string(value)
+            .map_err(|_| SecretError::Malformed { name: name.clone() })?;
+        let updated = self
+            .client
+            .put_secret_value()
+            .secret_id(&name)
+            .secret_string(&json)
+            .send()
+            .await;
         match updated {
             Ok(_) => {}
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
                 self.client
                     .create_secret()
                     .name(&name)
                     .secret_string(&json)
-                    .tags(Tag::builder().key("bestow:vendor").value(scope.vendor_id().as_str()).build())
-                    .tags(Tag::builder().key("bestow:integration").value(S::NAME).build())
+                    .tags(
+                        Tag::builder()
+                            .key("bestow:vendor")
+                            .value(scope.vendor_id().as_str())
+                            .build(),
+                    )
+                    .tags(
+                        Tag::builder()
+                            .key("bestow:integration")
+                            .value(S::NAME)
+                            .build(),
+                    )
                     .send()
                     .await
                     .map_err(|e| SecretError::Sdk(DisplayErrorContext(e).to_string()))?;
@@ -126,19 +161,40 @@ impl SecretStore {
     }
 
     fn cached(&self, name: &str) -> Option<Option<Arc<str>>> {
-        let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.get(name).filter(|c| c.fetched.elapsed() < self.ttl).map(|c| c.json.clone())
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache
+            .get(name)
+            .filter(|c| c.fetched.elapsed() < self.ttl)
+            .map(|c| c.json.clone())
     }
 
     fn remember(&self, name: &str, json: Option<Arc<str>>) {
-        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.insert(name.to_owned(), Cached { fetched: Instant::now(), json });
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.insert(
+            name.to_owned(),
+            Cached {
+                fetched: Instant::now(),
+                json,
+            },
+        );
     }
 
     async fn fetch(&self, name: &str) -> Result<Option<Arc<str>>, SecretError> {
         match self.client.get_secret_value().secret_id(name).send().await {
             Ok(out) => Ok(out.secret_string.map(Arc::from)),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
             Err(err) => Err(SecretError::Sdk(DisplayErrorContext(err).to_string())),
         }
     }
@@ -156,7 +212,13 @@ mod tests {
             user: String,
             password: Redacted,
         }
-        let shown = format!("{:?}", Creds { user: "u".into(), password: Redacted::new("hunter2") });
+        let shown = format!(
+            "{:?}",
+            Creds {
+                user: "u".into(),
+                password: Redacted::new("hunter2")
+            }
+        );
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("[redacted]"));
         assert_eq!(serde_json::to_string(&Redacted::new("x")).unwrap(), "\"x\"");

@@ -21,8 +21,11 @@ impl Cursor {
     }
 
     pub fn decode(raw: &str) -> Result<Self, StoreError> {
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| StoreError::BadCursor("not base64url"))?;
-        let map = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor("not a cursor"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| StoreError::BadCursor("not base64url"))?;
+        let map =
+            serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor("not a cursor"))?;
         Ok(Self(map))
     }
 
@@ -30,7 +33,9 @@ impl Cursor {
         key.iter()
             .map(|(name, value)| match value {
                 AttributeValue::S(s) => Ok((name.clone(), s.clone())),
-                _ => Err(StoreError::Corrupt(format!("key attribute {name} is not a string"))),
+                _ => Err(StoreError::Corrupt(format!(
+                    "key attribute {name} is not a string"
+                ))),
             })
             .collect::<Result<_, _>>()
             .map(Self)
@@ -48,15 +53,27 @@ impl Cursor {
         if self.0.get(partition_attr).map(String::as_str) != Some(partition) {
             return Err(StoreError::BadCursor("it belongs to another listing"));
         }
-        let sort = self.0.get(sort_attr).ok_or(StoreError::BadCursor("it has no position"))?;
+        let sort = self
+            .0
+            .get(sort_attr)
+            .ok_or(StoreError::BadCursor("it has no position"))?;
         if sort_prefix.is_some_and(|prefix| !sort.starts_with(prefix)) {
             return Err(StoreError::BadCursor("it belongs to another listing"));
         }
-        let allowed = [super::attr::PK, super::attr::SK, super::attr::GSI1_PK, super::attr::GSI1_SK];
+        let allowed = [
+            super::attr::PK,
+            super::attr::SK,
+            super::attr::GSI1_PK,
+            super::attr::GSI1_SK,
+        ];
         if self.0.keys().any(|k| !allowed.contains(&k.as_str())) {
             return Err(StoreError::BadCursor("it has unknown attributes"));
         }
-        Ok(self.0.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect())
+        Ok(self
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+            .collect())
     }
 }
 
@@ -65,7 +82,12 @@ mod tests {
     use super::*;
 
     fn cursor(pairs: &[(&str, &str)]) -> Cursor {
-        Cursor(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+        Cursor(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
     }
 
     #[test]

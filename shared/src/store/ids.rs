@@ -28,6 +28,9 @@ mod tests {
         let b = super::new_id();
         assert_eq!(a.len(), 26);
         assert!(a < b, "{a} !< {b}");
-        assert!(a.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
     }
 }

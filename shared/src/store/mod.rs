@@ -28,7 +28,16 @@ pub mod attr {
     pub const EXPIRES_AT_EPOCH_S: &str = "expires_at_epoch_s";
     pub const GSI1: &str = "GSI1";
     /// Every attribute the store adds around an entity's own fields.
-    pub const RESERVED: &[&str] = &[PK, SK, GSI1_PK, GSI1_SK, VERSION, VENDOR_ID, ENTITY, EXPIRES_AT_EPOCH_S];
+    pub const RESERVED: &[&str] = &[
+        PK,
+        SK,
+        GSI1_PK,
+        GSI1_SK,
+        VERSION,
+        VENDOR_ID,
+        ENTITY,
+        EXPIRES_AT_EPOCH_S,
+    ];
 }
 
 #[derive(Debug, thiserror::Error)]

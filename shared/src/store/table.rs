@@ -58,7 +58,10 @@ where
 
 impl Table {
     pub fn new(client: Client, name: impl Into<Arc<str>>) -> Self {
-        Self { client, name: name.into() }
+        Self {
+            client,
+            name: name.into(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -101,7 +104,11 @@ impl Table {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::ConditionFailed)
             }
             Err(err) => Err(sdk_error(err)),
@@ -109,7 +116,11 @@ impl Table {
     }
 
     /// A put for use inside [`Table::transact`].
-    pub fn transact_put(&self, item: Item, condition: Condition) -> Result<TransactWriteItem, StoreError> {
+    pub fn transact_put(
+        &self,
+        item: Item,
+        condition: Condition,
+    ) -> Result<TransactWriteItem, StoreError> {
         let (expression, names, values) = condition_parts(condition);
         let put = Put::builder()
             .table_name(&*self.name)
@@ -124,7 +135,12 @@ impl Table {
 
     /// All-or-nothing write of up to 100 items.
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(err) => match err.as_service_error() {
@@ -170,22 +186,42 @@ impl Table {
             None => request.key_condition_expression("#pk = :pk"),
         };
         let out = request.send().await.map_err(sdk_error)?;
-        let next = out.last_evaluated_key.as_ref().map(Cursor::from_last_key).transpose()?;
-        Ok(Page { items: out.items.unwrap_or_default(), next })
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .map(Cursor::from_last_key)
+            .transpose()?;
+        Ok(Page {
+            items: out.items.unwrap_or_default(),
+            next,
+        })
     }
 }
 
-type ConditionParts =
-    (Option<&'static str>, Option<HashMap<String, String>>, Option<HashMap<String, AttributeValue>>);
+type ConditionParts = (
+    Option<&'static str>,
+    Option<HashMap<String, String>>,
+    Option<HashMap<String, AttributeValue>>,
+);
 
 fn condition_parts(condition: Condition) -> ConditionParts {
     match condition {
         Condition::Always => (None, None, None),
-        Condition::NotExists => (Some("attribute_not_exists(#pk)"), Some(HashMap::from([("#pk".to_owned(), attr::PK.to_owned())])), None),
+        Condition::NotExists => (
+            Some("attribute_not_exists(#pk)"),
+            Some(HashMap::from([("#pk".to_owned(), attr::PK.to_owned())])),
+            None,
+        ),
         Condition::VersionIs(version) => (
             Some("#version = :expected"),
-            Some(HashMap::from([("#version".to_owned(), attr::VERSION.to_owned())])),
-            Some(HashMap::from([(":expected".to_owned(), AttributeValue::N(version.to_string()))])),
+            Some(HashMap::from([(
+                "#version".to_owned(),
+                attr::VERSION.to_owned(),
+            )])),
+            Some(HashMap::from([(
+                ":expected".to_owned(),
+                AttributeValue::N(version.to_string()),
+            )])),
         ),
     }
 }
@@ -206,20 +242,32 @@ pub fn encode<T: Serialize>(
     version: u64,
     value: &T,
 ) -> Result<Item, StoreError> {
-    let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut item: Item =
+        serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     item.insert(attr::PK.to_owned(), AttributeValue::S(key.pk.clone()));
     item.insert(attr::SK.to_owned(), AttributeValue::S(key.sk.clone()));
-    item.insert(attr::ENTITY.to_owned(), AttributeValue::S(entity.to_owned()));
-    item.insert(attr::VERSION.to_owned(), AttributeValue::N(version.to_string()));
+    item.insert(
+        attr::ENTITY.to_owned(),
+        AttributeValue::S(entity.to_owned()),
+    );
+    item.insert(
+        attr::VERSION.to_owned(),
+        AttributeValue::N(version.to_string()),
+    );
     if let Some(vendor) = vendor {
-        item.insert(attr::VENDOR_ID.to_owned(), AttributeValue::S(vendor.to_string()));
+        item.insert(
+            attr::VENDOR_ID.to_owned(),
+            AttributeValue::S(vendor.to_string()),
+        );
     }
     Ok(item)
 }
 
 pub fn decode<T: DeserializeOwned>(mut item: Item) -> Result<Versioned<T>, StoreError> {
     let version = match item.get(attr::VERSION) {
-        Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt("version is not a number".into()))?,
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map_err(|_| StoreError::Corrupt("version is not a number".into()))?,
         _ => return Err(StoreError::Corrupt("item has no version".into())),
     };
     // The shared attributes are the store's, not the entity's (entities may deny unknown fields).
