@@ -3,7 +3,7 @@
 use bestow_tests::{Method, Stack};
 use serde_json::json;
 
-use crate::support::{partition_snapshot, shipping_rules};
+use crate::support::{partition_snapshot, secret_versions, shipping_rules};
 
 fn vendor_body(id: &str) -> serde_json::Value {
     json!({"id": id, "name": "Good", "contact_email": "a@b.example", "country": "DE", "currency": "EUR"})
@@ -179,23 +179,15 @@ async fn invalid_configuration_is_refused_field_by_field_and_not_stored() {
         before,
         "nothing was written"
     );
-    let listed = aws_sdk_secretsmanager::Client::new(&stack.sdk)
-        .list_secrets()
-        .send()
-        .await
-        .unwrap();
-    let prefix = secrets_prefix_of(&stack);
-    assert!(
-        listed
-            .secret_list()
-            .iter()
-            .all(|s| !s.name().unwrap_or_default().starts_with(&prefix)),
+    let prefix = &stack.app.config.secrets_prefix;
+    assert_eq!(
+        secret_versions(&stack, "cfg").await,
+        [
+            format!("{prefix}/vendors/cfg/smtp: absent"),
+            format!("{prefix}/vendors/cfg/stripe: absent")
+        ],
         "no secret was created for a refused request"
     );
-}
-
-fn secrets_prefix_of(stack: &Stack) -> String {
-    format!("{}/vendors/cfg/", stack.app.config.secrets_prefix)
 }
 
 #[tokio::test]

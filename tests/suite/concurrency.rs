@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bestow_tests::{Method, Stack};
 use serde_json::json;
 
-use crate::support::shipping_rules;
+use crate::support::{configured_secret, shipping_rules};
 
 #[tokio::test]
 async fn stale_if_match_is_412_and_keeps_the_newer_data() {
@@ -176,4 +176,52 @@ async fn profile_updates_need_the_current_version_and_keep_the_directory_in_step
         "{}",
         listed.text
     );
+}
+
+#[tokio::test]
+async fn concurrent_credential_writers_leave_the_winners_secret_in_force() {
+    let stack = Arc::new(Stack::start().await);
+    let owner = stack.vendor("race-smtp").await;
+    let path = "/vendors/race-smtp/smtp";
+    let settings = |password: &str| {
+        json!({"host": "smtp.example.com", "port": 587, "username": "u", "password": password,
+               "from_email": "a@race.example", "from_name": "Race", "security": "starttls"})
+    };
+    stack
+        .call(Method::PUT, path)
+        .token(&owner)
+        .json(&settings("first-password"))
+        .send()
+        .await
+        .assert_status(200);
+
+    let attempts: Vec<_> = (0..6)
+        .map(|i| {
+            let (stack, owner) = (Arc::clone(&stack), owner.clone());
+            tokio::spawn(async move {
+                let password = format!("racer-{i}-password");
+                let reply = stack
+                    .call(Method::PUT, path)
+                    .token(&owner)
+                    .header("if-match", "\"v1\"")
+                    .json(&settings(&password))
+                    .send()
+                    .await;
+                (password, reply)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for attempt in attempts {
+        let (password, reply) = attempt.await.expect("task");
+        match reply.status {
+            200 => winners.push(password),
+            412 => {}
+            other => panic!("unexpected {other}: {}", reply.text),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    // Losers wrote secret versions too, but the configuration names the winner's.
+    let stored = configured_secret(&stack, "race-smtp", "smtp").await;
+    assert_eq!(stored["password"], winners[0]);
 }

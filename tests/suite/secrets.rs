@@ -2,6 +2,8 @@
 //! `configured: true`, and never present in any response body or log line.
 
 use bestow_tests::{Method, Stack, captured_logs};
+
+use crate::support::configured_secret;
 use serde_json::json;
 
 #[tokio::test]
@@ -93,24 +95,11 @@ async fn credentials_reach_secrets_manager_and_nowhere_else() {
     reply.assert_status(200);
     bodies.push(reply.text);
 
-    // What Secrets Manager holds, under the vendor's own names.
-    let client = aws_sdk_secretsmanager::Client::new(&stack.sdk);
-    let prefix = &stack.app.config.secrets_prefix;
-    let read = |name: String| {
-        let client = client.clone();
-        async move {
-            let value = client
-                .get_secret_value()
-                .secret_id(&name)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
-            serde_json::from_str::<serde_json::Value>(value.secret_string().unwrap()).unwrap()
-        }
-    };
-    let stored_smtp = read(format!("{prefix}/vendors/sec/smtp")).await;
+    // What Secrets Manager holds, under the vendor's own names, at the versions the
+    // configuration names.
+    let stored_smtp = configured_secret(&stack, "sec", "smtp").await;
     assert_eq!(stored_smtp["password"], smtp_password);
-    let stored_stripe = read(format!("{prefix}/vendors/sec/stripe")).await;
+    let stored_stripe = configured_secret(&stack, "sec", "stripe").await;
     assert_eq!(
         stored_stripe["secret_key"], stripe_key,
         "the key not sent was kept"

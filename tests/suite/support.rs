@@ -57,16 +57,22 @@ pub async fn configure_fully(stack: &Stack, vendor: &str, owner: &str) {
         .assert_status(200);
 }
 
-/// Every item of a vendor's partition, rendered for comparison.
+/// Every item of a vendor (its partition and its directory entry), rendered for comparison.
 pub async fn partition_snapshot(stack: &Stack, vendor: &str) -> Vec<String> {
     let mut rows: Vec<String> = stack
         .all_items()
         .await
         .into_iter()
         .filter(|item| {
-            item.get("vendor_id")
-                .and_then(|v| v.as_s().ok())
-                .is_some_and(|v| v == vendor)
+            let s = |name: &str| {
+                item.get(name)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            // The vendor's own partition, and its entry in the platform directory.
+            s("vendor_id") == vendor
+                || (s("PK") == "P#VENDORS" && s("SK") == format!("VENDOR#{vendor}"))
         })
         .map(|item| render(&AttributeValue::M(item)))
         .collect();
@@ -91,4 +97,74 @@ fn render(value: &AttributeValue) -> String {
         ),
         other => format!("{other:?}"),
     }
+}
+
+/// Every version of every secret of a vendor, by name: changes when anything is written.
+pub async fn secret_versions(stack: &Stack, vendor: &str) -> Vec<String> {
+    let client = aws_sdk_secretsmanager::Client::new(&stack.sdk);
+    let mut out = Vec::new();
+    for integration in ["smtp", "stripe"] {
+        let name = format!(
+            "{}/vendors/{vendor}/{integration}",
+            stack.app.config.secrets_prefix
+        );
+        match client.describe_secret().secret_id(&name).send().await {
+            Ok(described) => {
+                let mut versions: Vec<String> = described
+                    .version_ids_to_stages()
+                    .unwrap_or(&Default::default())
+                    .keys()
+                    .cloned()
+                    .collect();
+                versions.sort();
+                out.push(format!("{name}: {versions:?}"));
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                out.push(format!("{name}: absent"))
+            }
+            Err(err) => panic!("{name}: {err:?}"),
+        }
+    }
+    out
+}
+
+/// The credentials a vendor's configuration points at (the version it names), as JSON.
+pub async fn configured_secret(stack: &Stack, vendor: &str, integration: &str) -> Value {
+    let (sk, field) = match integration {
+        "smtp" => ("CONFIG#SMTP", "password"),
+        _ => ("CONFIG#STRIPE", "secrets"),
+    };
+    let item = stack
+        .app
+        .table
+        .client()
+        .get_item()
+        .table_name(&stack.names.table)
+        .key("PK", AttributeValue::S(format!("V#{vendor}")))
+        .key("SK", AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_else(|| panic!("{vendor} has no {sk}"));
+    let version = item[field].as_m().unwrap()["version_id"]
+        .as_s()
+        .unwrap()
+        .clone();
+    let name = format!(
+        "{}/vendors/{vendor}/{integration}",
+        stack.app.config.secrets_prefix
+    );
+    let value = aws_sdk_secretsmanager::Client::new(&stack.sdk)
+        .get_secret_value()
+        .secret_id(name)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(value.secret_string().unwrap()).unwrap()
 }

@@ -91,6 +91,9 @@ async fn run(
         }
         Handler::Platform { run } => {
             let scope = guard::platform_scope(&principal)?;
+            if let Ok(vendor) = input.path("vendorId") {
+                tracing::Span::current().record("vendor_id", vendor);
+            }
             run(PlatformCtx {
                 app: app.clone(),
                 scope,

@@ -62,7 +62,16 @@ impl From<SecretError> for ApiError {
 
 struct Cached {
     fetched: Instant,
-    json: Option<Arc<str>>,
+    json: Arc<str>,
+}
+
+/// Where a vendor's credentials are, as its configuration item records them. Readers fetch
+/// exactly this version, so the configuration item (written with a version condition) is
+/// the one source of truth: a request that lost the race to write the configuration may
+/// have written a secret version too, but nothing ever reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub version_id: String,
 }
 
 #[derive(Clone)]
@@ -70,7 +79,11 @@ pub struct SecretStore {
     client: Client,
     prefix: Arc<str>,
     ttl: Duration,
-    cache: Arc<Mutex<HashMap<String, Cached>>>,
+    cache: Arc<Mutex<HashMap<(String, String), Cached>>>,
+}
+
+fn sdk_error(err: impl std::error::Error + 'static) -> SecretError {
+    SecretError::Sdk(DisplayErrorContext(err).to_string())
 }
 
 impl SecretStore {
@@ -88,106 +101,106 @@ impl SecretStore {
         format!("{}/vendors/{}/{}", self.prefix, scope.vendor_id(), S::NAME)
     }
 
-    /// Reads a vendor's credentials, from the cache while it is fresh. `None` when the vendor
-    /// has not configured this integration.
+    /// Reads the version of a vendor's credentials that its configuration names, from the
+    /// cache while fresh (versions never change, the TTL only bounds memory and revocation).
     pub async fn get<S: VendorSecret>(
         &self,
         scope: &TenantScope,
-    ) -> Result<Option<S>, SecretError> {
+        at: &SecretRef,
+    ) -> Result<S, SecretError> {
         let name = self.name_for::<S>(scope);
-        let cached = self.cached(&name);
+        let key = (name.clone(), at.version_id.clone());
+        let cached = {
+            let cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            cache
+                .get(&key)
+                .filter(|c| c.fetched.elapsed() < self.ttl)
+                .map(|c| Arc::clone(&c.json))
+        };
         let json = match cached {
             Some(json) => json,
             None => {
-                let fetched = self.fetch(&name).await?;
-                self.remember(&name, fetched.clone());
-                fetched
+                let out = self
+                    .client
+                    .get_secret_value()
+                    .secret_id(&name)
+                    .version_id(&at.version_id)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                let json: Arc<str> = out
+                    .secret_string
+                    .ok_or_else(|| SecretError::Malformed { name: name.clone() })?
+                    .into();
+                let mut cache = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                cache.insert(
+                    key,
+                    Cached {
+                        fetched: Instant::now(),
+                        json: Arc::clone(&json),
+                    },
+                );
+                json
             }
         };
-        json.map(|j| {
-            serde_json::from_str(&j).map_err(|_| SecretError::Malformed { name: name.clone() })
-        })
-        .transpose()
+        serde_json::from_str(&json).map_err(|_| SecretError::Malformed { name })
     }
 
-    /// Stores a vendor's credentials (creating the secret the first time) and refreshes the
-    /// cache, so this instance never serves the old value.
+    /// Writes a new version of a vendor's credentials (creating the secret the first time)
+    /// and returns where it is; the caller records that in the vendor's configuration.
     pub async fn put<S: VendorSecret>(
         &self,
         scope: &TenantScope,
         value: &S,
-    ) -> Result<(), SecretError> {
+    ) -> Result<SecretRef, SecretError> {
         let name = self.name_for::<S>(scope);
         let json = serde_json::to_string(value)
             .map_err(|_| SecretError::Malformed { name: name.clone() })?;
-        let updated = self
-            .client
-            .put_secret_value()
-            .secret_id(&name)
-            .secret_string(&json)
-            .send()
-            .await;
-        match updated {
-            Ok(_) => {}
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                self.client
-                    .create_secret()
-                    .name(&name)
-                    .secret_string(&json)
-                    .tags(
-                        Tag::builder()
-                            .key("bestow:vendor")
-                            .value(scope.vendor_id().as_str())
-                            .build(),
-                    )
-                    .tags(
-                        Tag::builder()
-                            .key("bestow:integration")
-                            .value(S::NAME)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(|e| SecretError::Sdk(DisplayErrorContext(e).to_string()))?;
-            }
-            Err(err) => return Err(SecretError::Sdk(DisplayErrorContext(err).to_string())),
-        }
-        self.remember(&name, Some(json.into()));
-        Ok(())
-    }
-
-    fn cached(&self, name: &str) -> Option<Option<Arc<str>>> {
-        let cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache
-            .get(name)
-            .filter(|c| c.fetched.elapsed() < self.ttl)
-            .map(|c| c.json.clone())
-    }
-
-    fn remember(&self, name: &str, json: Option<Arc<str>>) {
+        let version_id = match self.put_version(&name, &json).await? {
+            Some(version) => version,
+            None => match self.create(scope, &name, &json, S::NAME).await? {
+                Some(version) => version,
+                // Created concurrently by another request: write our version on top.
+                None => self
+                    .put_version(&name, &json)
+                    .await?
+                    .ok_or_else(|| SecretError::Sdk(format!("{name} vanished")))?,
+            },
+        };
         let mut cache = self
             .cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache.insert(
-            name.to_owned(),
+            (name, version_id.clone()),
             Cached {
                 fetched: Instant::now(),
-                json,
+                json: json.into(),
             },
         );
+        Ok(SecretRef { version_id })
     }
 
-    async fn fetch(&self, name: &str) -> Result<Option<Arc<str>>, SecretError> {
-        match self.client.get_secret_value().secret_id(name).send().await {
-            Ok(out) => Ok(out.secret_string.map(Arc::from)),
+    /// `None` when the secret does not exist yet.
+    async fn put_version(&self, name: &str, json: &str) -> Result<Option<String>, SecretError> {
+        match self
+            .client
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(json)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .version_id
+                .map(Some)
+                .ok_or_else(|| SecretError::Sdk(format!("{name}: no version id"))),
             Err(err)
                 if err
                     .as_service_error()
@@ -195,7 +208,50 @@ impl SecretStore {
             {
                 Ok(None)
             }
-            Err(err) => Err(SecretError::Sdk(DisplayErrorContext(err).to_string())),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// `None` when another request created it first.
+    async fn create(
+        &self,
+        scope: &TenantScope,
+        name: &str,
+        json: &str,
+        integration: &str,
+    ) -> Result<Option<String>, SecretError> {
+        let created = self
+            .client
+            .create_secret()
+            .name(name)
+            .secret_string(json)
+            .tags(
+                Tag::builder()
+                    .key("bestow:vendor")
+                    .value(scope.vendor_id().as_str())
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key("bestow:integration")
+                    .value(integration)
+                    .build(),
+            )
+            .send()
+            .await;
+        match created {
+            Ok(out) => out
+                .version_id
+                .map(Some)
+                .ok_or_else(|| SecretError::Sdk(format!("{name}: no version id"))),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_exists_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(sdk_error(err)),
         }
     }
 }

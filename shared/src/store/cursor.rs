@@ -60,14 +60,22 @@ impl Cursor {
         if sort_prefix.is_some_and(|prefix| !sort.starts_with(prefix)) {
             return Err(StoreError::BadCursor("it belongs to another listing"));
         }
-        let allowed = [
+        // Exactly the key attributes of the queried table or index: anything else would make
+        // DynamoDB refuse the start key (a 500) or point the page somewhere else.
+        let table_keys = [super::attr::PK, super::attr::SK];
+        let index_keys = [
             super::attr::PK,
             super::attr::SK,
             super::attr::GSI1_PK,
             super::attr::GSI1_SK,
         ];
-        if self.0.keys().any(|k| !allowed.contains(&k.as_str())) {
-            return Err(StoreError::BadCursor("it has unknown attributes"));
+        let expected: &[&str] = if partition_attr == super::attr::PK {
+            &table_keys
+        } else {
+            &index_keys
+        };
+        if self.0.len() != expected.len() || expected.iter().any(|k| !self.0.contains_key(*k)) {
+            return Err(StoreError::BadCursor("it has the wrong key attributes"));
         }
         Ok(self
             .0
@@ -99,6 +107,21 @@ mod tests {
         assert!(back.start_key("PK", "V#b", "SK", Some("ITEM#")).is_err());
         assert!(back.start_key("PK", "V#a", "SK", Some("ORDER#")).is_err());
         assert!(Cursor::decode("%%%").is_err());
+        let extra = cursor(&[("PK", "V#a"), ("SK", "ITEM#2"), ("GSI1PK", "x")]);
+        assert!(extra.start_key("PK", "V#a", "SK", None).is_err());
+        let index = cursor(&[
+            ("PK", "V#a"),
+            ("SK", "ITEM#2"),
+            ("GSI1PK", "V#a#X"),
+            ("GSI1SK", "1"),
+        ]);
+        assert!(index.start_key("GSI1PK", "V#a#X", "GSI1SK", None).is_ok());
+        let partial = cursor(&[("GSI1PK", "V#a#X"), ("GSI1SK", "1")]);
+        assert!(
+            partial
+                .start_key("GSI1PK", "V#a#X", "GSI1SK", None)
+                .is_err()
+        );
         assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("[1]")).is_err());
     }
 }

@@ -579,7 +579,7 @@ mod tests {
 
 // ---------------------------------------------------------------- integration settings
 
-use crate::integrations::secrets::{Redacted, VendorSecret};
+use crate::integrations::secrets::{Redacted, SecretRef, VendorSecret};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -601,7 +601,8 @@ pub struct SmtpSettings {
     pub from_email: String,
     pub from_name: String,
     pub security: SmtpSecurity,
-    pub password_configured: bool,
+    /// The password's version in Secrets Manager; `None` until one is set.
+    pub password: Option<SecretRef>,
     pub updated_at: String,
 }
 
@@ -626,8 +627,8 @@ pub enum StripeMode {
 pub struct StripeSettings {
     pub publishable_key: String,
     pub mode: StripeMode,
-    pub secret_key_configured: bool,
-    pub webhook_secret_configured: bool,
+    /// The secret key and webhook secret's version in Secrets Manager.
+    pub secrets: Option<SecretRef>,
     pub updated_at: String,
 }
 

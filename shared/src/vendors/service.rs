@@ -5,7 +5,6 @@ use super::model::*;
 use super::repo::{ConfigItem, VendorDirectory, VendorRepo};
 use crate::app::App;
 use crate::error::{ApiError, FieldError};
-use crate::integrations::secrets::Redacted;
 use crate::store::{Cursor, StoreError, Versioned, ids};
 use crate::tenancy::{PlatformScope, Principal, Role, TenantScope, VendorId};
 
@@ -288,6 +287,21 @@ async fn check_version<T: ConfigItem>(
     }
 }
 
+/// The stored item for a write that passed `If-Match`. Field errors win over version errors:
+/// a request is judged on its content first, and nothing is written until both pass.
+async fn current_for_write<T: ConfigItem>(
+    app: &App,
+    scope: &TenantScope,
+    expected: Option<u64>,
+    what: &str,
+    errors: &[FieldError],
+) -> Result<Option<Versioned<T>>, ApiError> {
+    match check_version::<T>(app, scope, expected, what).await {
+        Err(_) if !errors.is_empty() => Err(ApiError::validation(errors.to_vec())),
+        other => other,
+    }
+}
+
 async fn write_config<T: ConfigItem>(
     app: &App,
     scope: &TenantScope,
@@ -361,7 +375,7 @@ pub fn smtp_response(s: SmtpSettings) -> SmtpSettingsResponse {
         port: s.port,
         username: s.username,
         password: Configured {
-            configured: s.password_configured,
+            configured: s.password.is_some(),
         },
         from_email: s.from_email,
         from_name: s.from_name,
@@ -397,30 +411,24 @@ pub async fn put_smtp(
     {
         errors.push(FieldError::new("/password", "1-512 characters"));
     }
-    let current = check_version::<SmtpSettings>(app, scope, expected, "SMTP settings").await;
-    let current = match current {
-        Ok(c) => c,
-        Err(e) => {
-            reject_if_any(errors)?;
-            return Err(e);
-        }
-    };
-    if req.password.is_none()
-        && !current
-            .as_ref()
-            .is_some_and(|c| c.value.password_configured)
-    {
+    let current =
+        current_for_write::<SmtpSettings>(app, scope, expected, "SMTP settings", &errors).await?;
+    let stored_password = current.and_then(|c| c.value.password);
+    if req.password.is_none() && stored_password.is_none() {
         errors.push(FieldError::new(
             "/password",
             "required the first time SMTP is configured",
         ));
     }
     reject_if_any(errors)?;
-    if let Some(password) = req.password {
-        app.secrets
-            .put(scope, &SmtpCredentials { password })
-            .await?;
-    }
+    let password = match req.password {
+        Some(password) => Some(
+            app.secrets
+                .put(scope, &SmtpCredentials { password })
+                .await?,
+        ),
+        None => stored_password,
+    };
     let settings = SmtpSettings {
         host: req.host,
         port: req.port,
@@ -428,7 +436,7 @@ pub async fn put_smtp(
         from_email: req.from_email,
         from_name: req.from_name,
         security: req.security,
-        password_configured: true,
+        password,
         updated_at: now_rfc3339(),
     };
     let version = write_config(app, scope, &settings, expected, "SMTP settings").await?;
@@ -443,10 +451,10 @@ pub fn stripe_response(s: StripeSettings) -> StripeSettingsResponse {
         publishable_key: s.publishable_key,
         mode: s.mode,
         secret_key: Configured {
-            configured: s.secret_key_configured,
+            configured: s.secrets.is_some(),
         },
         webhook_secret: Configured {
-            configured: s.webhook_secret_configured,
+            configured: s.secrets.is_some(),
         },
         updated_at: s.updated_at,
     }
@@ -498,17 +506,10 @@ pub async fn put_stripe(
         }
     }
     let current =
-        match check_version::<StripeSettings>(app, scope, expected, "Stripe settings").await {
-            Ok(c) => c,
-            Err(e) => {
-                reject_if_any(errors)?;
-                return Err(e);
-            }
-        };
-    let configured = current
-        .as_ref()
-        .is_some_and(|c| c.value.secret_key_configured);
-    if (req.secret_key.is_none() || req.webhook_secret.is_none()) && !configured {
+        current_for_write::<StripeSettings>(app, scope, expected, "Stripe settings", &errors)
+            .await?;
+    let stored_secrets = current.as_ref().and_then(|c| c.value.secrets.clone());
+    if (req.secret_key.is_none() || req.webhook_secret.is_none()) && stored_secrets.is_none() {
         errors.push(FieldError::new(
             "/secret_key",
             "secret_key and webhook_secret are required the first time Stripe is configured",
@@ -527,35 +528,39 @@ pub async fn put_stripe(
     let Some(mode) = mode else {
         return Err(ApiError::internal("stripe mode validated but absent"));
     };
-    if req.secret_key.is_some() || req.webhook_secret.is_some() {
-        let stored = app.secrets.get::<StripeCredentials>(scope).await?;
-        let keep = |new: Option<Redacted>, old: Option<&Redacted>| new.or_else(|| old.cloned());
-        let secret_key = keep(req.secret_key, stored.as_ref().map(|s| &s.secret_key));
-        let webhook_secret = keep(
-            req.webhook_secret,
-            stored.as_ref().map(|s| &s.webhook_secret),
-        );
-        let (Some(secret_key), Some(webhook_secret)) = (secret_key, webhook_secret) else {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "/secret_key",
-                "the stored credentials are incomplete: send both",
-            )]));
-        };
-        app.secrets
-            .put(
-                scope,
-                &StripeCredentials {
-                    secret_key,
-                    webhook_secret,
-                },
-            )
-            .await?;
-    }
+    let secrets = match (req.secret_key, req.webhook_secret, stored_secrets) {
+        (None, None, stored) => stored,
+        (Some(secret_key), Some(webhook_secret), _) => Some(
+            app.secrets
+                .put(
+                    scope,
+                    &StripeCredentials {
+                        secret_key,
+                        webhook_secret,
+                    },
+                )
+                .await?,
+        ),
+        // One of the two: keep the other from the version the configuration names (the
+        // version, not the latest, so a concurrent loser's write is never merged in).
+        (secret_key, webhook_secret, Some(stored)) => {
+            let old = app.secrets.get::<StripeCredentials>(scope, &stored).await?;
+            let merged = StripeCredentials {
+                secret_key: secret_key.unwrap_or(old.secret_key),
+                webhook_secret: webhook_secret.unwrap_or(old.webhook_secret),
+            };
+            Some(app.secrets.put(scope, &merged).await?)
+        }
+        (_, _, None) => {
+            return Err(ApiError::internal(
+                "first Stripe configuration validated without both secrets",
+            ));
+        }
+    };
     let settings = StripeSettings {
         publishable_key: req.publishable_key,
         mode,
-        secret_key_configured: true,
-        webhook_secret_configured: true,
+        secrets,
         updated_at: now_rfc3339(),
     };
     let version = write_config(app, scope, &settings, expected, "Stripe settings").await?;
