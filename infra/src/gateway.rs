@@ -8,7 +8,6 @@
 //! `runtime_api` against real binaries.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -17,7 +16,6 @@ use bestow::http::RouteDef;
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::TokioIo;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, RequestExt};
 use serde_json::{Value, json};
@@ -118,19 +116,11 @@ impl Gateway {
 
     /// Serves until the listener fails or the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
-        loop {
-            let (stream, _) = listener.accept().await?;
+        let handler = move |req: http::Request<Incoming>| {
             let gateway = Arc::clone(&self);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                    let gateway = Arc::clone(&gateway);
-                    async move { Ok::<_, Infallible>(gateway.handle(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+            async move { gateway.handle(req).await }
+        };
+        crate::loopback::serve(listener, Arc::new(handler)).await
     }
 
     async fn handle(&self, req: http::Request<Incoming>) -> GatewayResponse {

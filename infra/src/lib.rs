@@ -4,6 +4,7 @@
 
 pub mod devtoken;
 pub mod gateway;
+mod loopback;
 pub mod provision;
 pub mod runtime_api;
 pub mod seed;

@@ -3,14 +3,12 @@
 //! the handlers'), and is the base of the cold-start benchmark.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
@@ -111,20 +109,8 @@ pub async fn invoke_once(
         event: Mutex::new(Some(event)),
         reports,
     });
-    let server = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(runtime(state, req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let handler = move |req| runtime(Arc::clone(&state), req);
+    let server = tokio::spawn(crate::loopback::serve(listener, Arc::new(handler)));
     let function = binary
         .file_name()
         .and_then(|n| n.to_str())
