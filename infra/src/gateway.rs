@@ -30,6 +30,7 @@ pub struct Gateway {
     app: App,
     keys: DevKeys,
     routes: &'static [&'static RouteDef],
+    cors_origin: http::HeaderValue,
 }
 
 pub type GatewayResponse = http::Response<Full<Bytes>>;
@@ -107,7 +108,20 @@ fn gateway_message(status: StatusCode, message: &str) -> GatewayResponse {
 
 impl Gateway {
     pub fn new(app: App, keys: DevKeys, routes: &'static [&'static RouteDef]) -> Self {
-        Self { app, keys, routes }
+        Self {
+            app,
+            keys,
+            routes,
+            cors_origin: http::HeaderValue::from_static("*"),
+        }
+    }
+
+    /// The origin allowed by CORS (`bestow-local` uses the template's `CorsAllowOrigin`).
+    pub fn with_cors_origin(mut self, origin: &str) -> Self {
+        if let Ok(origin) = http::HeaderValue::from_str(origin) {
+            self.cors_origin = origin;
+        }
+        self
     }
 
     pub fn keys(&self) -> &DevKeys {
@@ -141,10 +155,7 @@ impl Gateway {
             .await;
         // The template's CORS configuration, as API Gateway applies it.
         let headers = response.headers_mut();
-        headers.insert(
-            "access-control-allow-origin",
-            http::HeaderValue::from_static("*"),
-        );
+        headers.insert("access-control-allow-origin", self.cors_origin.clone());
         headers.insert(
             "access-control-expose-headers",
             http::HeaderValue::from_static("ETag, Location"),

@@ -44,7 +44,14 @@ async fn up(port: u16) -> Result<(), InfraError> {
     let keys = DevKeys::random();
     std::fs::create_dir_all(workspace_root().join(".local"))?;
     std::fs::write(key_file(), keys.to_hex())?;
-    let gateway = Arc::new(Gateway::new(app, keys.clone(), bestow::routes::ALL));
+    // The template's CORS origin (the frontend dev server), unless BESTOW_CORS_ORIGIN says otherwise.
+    let cors_origin = std::env::var("BESTOW_CORS_ORIGIN")
+        .ok()
+        .or_else(|| template.parameter_default("CorsAllowOrigin"))
+        .unwrap_or_else(|| "*".to_owned());
+    let gateway = Arc::new(
+        Gateway::new(app, keys.clone(), bestow::routes::ALL).with_cors_origin(&cors_origin),
+    );
     let documents = names
         .bucket("DocumentsBucket")
         .unwrap_or("bestow-local-documentsbucket")

@@ -152,6 +152,11 @@ impl Template {
             .collect()
     }
 
+    /// A parameter's default value.
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        str_of(&self.root["Parameters"][name]["Default"])
+    }
+
     /// The raw document, for checks that look at more than the above.
     pub fn root(&self) -> &Value {
         &self.root
