@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use bestow::App;
-use bestow::config::Config;
 use bestow::store::keys::{GLOBAL_PREFIX, PLATFORM_PREFIX, TENANT_PREFIX, belongs_to_vendor};
 use bestow_infra::devtoken::{DevKeys, DevUser};
 use bestow_infra::gateway::Gateway;
-use bestow_infra::provision::{LocalNames, provision};
-use bestow_infra::template::Template;
+use bestow_infra::provision::LocalNames;
+use bestow_infra::stack::{LocalStack, StackOptions};
 use serde_json::Value;
 
 pub use reqwest::Method;
@@ -26,10 +25,7 @@ struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
 
 impl Write for CaptureWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -43,10 +39,7 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
         let writer = CaptureWriter(Arc::clone(&buffer));
         // SAFETY: set once, before any thread reads the environment through tracing.
         unsafe {
-            std::env::set_var(
-                "RUST_LOG",
-                "debug,aws=info,aws_smithy_runtime=info,hyper=info,h2=info,rustls=info",
-            )
+            std::env::set_var("RUST_LOG", "debug,aws=info,aws_smithy_runtime=info,hyper=info,h2=info,rustls=info")
         };
         bestow::telemetry::init_with_writer(move || writer.clone());
         buffer
@@ -65,13 +58,16 @@ pub struct Stack {
     pub app: App,
     pub names: LocalNames,
     pub sdk: aws_config::SdkConfig,
+    pub local: LocalStack,
     http: reqwest::Client,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    pollers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         self.server.abort();
+        self.pollers.iter().for_each(|p| p.abort());
     }
 }
 
@@ -84,56 +80,28 @@ pub struct Reply {
 
 impl Reply {
     pub fn etag(&self) -> String {
-        self.headers
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
+        self.headers.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
     }
 
     pub fn content_type(&self) -> &str {
-        self.headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 
     /// Asserts an RFC 9457 problem with `status` and returns its `type`.
     #[track_caller]
     pub fn assert_problem(&self, status: u16) -> String {
-        assert_eq!(
-            self.status, status,
-            "expected {status}, got {}: {}",
-            self.status, self.text
-        );
-        assert_eq!(
-            self.content_type(),
-            "application/problem+json",
-            "{}",
-            self.text
-        );
+        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
+        assert_eq!(self.content_type(), "application/problem+json", "{}", self.text);
         assert_eq!(self.json["status"], status, "{}", self.text);
         let kind = self.json["type"].as_str().unwrap_or_default().to_owned();
-        assert!(
-            kind.starts_with("https://bestow.dev/problems/"),
-            "{}",
-            self.text
-        );
-        assert!(
-            self.json["title"].is_string() && self.json["detail"].is_string(),
-            "{}",
-            self.text
-        );
+        assert!(kind.starts_with("https://bestow.dev/problems/"), "{}", self.text);
+        assert!(self.json["title"].is_string() && self.json["detail"].is_string(), "{}", self.text);
         kind
     }
 
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(
-            self.status, status,
-            "expected {status}, got {}: {}",
-            self.status, self.text
-        );
+        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
         self
     }
 }
@@ -155,14 +123,12 @@ impl Call<'_> {
     }
     pub fn json(mut self, body: &Value) -> Self {
         self.body = Some(body.to_string().into_bytes());
-        self.headers
-            .push(("content-type".into(), "application/json".into()));
+        self.headers.push(("content-type".into(), "application/json".into()));
         self
     }
     pub fn raw(mut self, body: impl Into<Vec<u8>>, content_type: &str) -> Self {
         self.body = Some(body.into());
-        self.headers
-            .push(("content-type".into(), content_type.into()));
+        self.headers.push(("content-type".into(), content_type.into()));
         self
     }
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -170,10 +136,7 @@ impl Call<'_> {
         self
     }
     pub async fn send(self) -> Reply {
-        let mut request = self
-            .stack
-            .http
-            .request(self.method, format!("{}{}", self.stack.base, self.path));
+        let mut request = self.stack.http.request(self.method, format!("{}{}", self.stack.base, self.path));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -188,12 +151,7 @@ impl Call<'_> {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            text,
-            json,
-        }
+        Reply { status, headers, text, json }
     }
 }
 
@@ -208,73 +166,47 @@ impl Stack {
             endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
             "tests only run against a local emulator"
         );
-        let template = Template::load_default().expect("template.yaml loads");
         let prefix = format!("bestow-test-{}", &bestow::store::ids::new_id()[14..]);
-        let names = LocalNames::new(&template, &prefix);
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        provision(&sdk, &template, &names)
-            .await
-            .expect("provisioning from template.yaml");
-        let table = names.table.clone();
-        let secrets_prefix = format!("bestow/{prefix}");
-        let config = Config::from_lookup(|name| match name {
-            "BESTOW_TABLE" => Some(table.clone()),
-            "BESTOW_STAGE" => Some("test".into()),
-            "BESTOW_SECRETS_PREFIX" => Some(secrets_prefix.clone()),
-            other => std::env::var(other).ok(),
+        let stack = LocalStack::provision(StackOptions {
+            secrets_prefix: Some(format!("bestow/{prefix}")),
+            prefix,
+            stage: "test".into(),
+            // Retries come back after 2 s instead of the template's 60.
+            visibility_override: Some(2),
         })
-        .expect("config");
-        let app = App::from_parts(config, &sdk);
+        .await
+        .expect("provisioning from template.yaml");
+        let pollers = stack.spawn_pollers();
+        let app = stack.app.clone();
         let keys = DevKeys::random();
         let gateway = Arc::new(Gateway::new(app.clone(), keys.clone(), bestow::routes::ALL));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let server = tokio::spawn(gateway.serve(listener));
         Stack {
             base,
             keys,
             app,
-            names,
-            sdk,
+            names: stack.names.clone(),
+            sdk: stack.sdk.clone(),
             http: reqwest::Client::new(),
             server,
+            pollers,
+            local: stack,
         }
     }
 
     pub fn call(&self, method: Method, path: &str) -> Call<'_> {
-        Call {
-            stack: self,
-            method,
-            path: path.to_owned(),
-            token: None,
-            body: None,
-            headers: Vec::new(),
-        }
+        Call { stack: self, method, path: path.to_owned(), token: None, body: None, headers: Vec::new() }
     }
 
     pub fn admin(&self) -> String {
-        self.keys.issue(
-            &DevUser {
-                sub: "test-admin",
-                group: "platform_admin",
-                vendor_id: None,
-            },
-            600,
-        )
+        self.keys.issue(&DevUser { sub: "test-admin", group: "platform_admin", vendor_id: None }, 600)
     }
 
     pub fn staff(&self, vendor: &str, role: &str) -> String {
         let sub = format!("test-{vendor}-{role}");
-        self.keys.issue(
-            &DevUser {
-                sub: &sub,
-                group: role,
-                vendor_id: Some(vendor),
-            },
-            600,
-        )
+        self.keys.issue(&DevUser { sub: &sub, group: role, vendor_id: Some(vendor) }, 600)
     }
 
     /// Creates a vendor through the API and returns its owner's token.
@@ -318,18 +250,15 @@ impl Stack {
     /// PK or GSI1PK does not start with its own vendor's prefix, or an item under no known
     /// prefix at all.
     pub async fn key_violations(&self) -> Vec<String> {
-        let s = |item: &HashMap<String, AttributeValue>, name: &str| {
-            item.get(name).and_then(|v| v.as_s().ok()).cloned()
-        };
+        let s =
+            |item: &HashMap<String, AttributeValue>, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let mut violations = Vec::new();
         for item in self.all_items().await {
             let pk = s(&item, "PK").unwrap_or_default();
             match s(&item, "vendor_id") {
                 Some(vendor) => {
                     for key in ["PK", "GSI1PK"] {
-                        if let Some(value) =
-                            s(&item, key).filter(|v| !belongs_to_vendor(v, &vendor))
-                        {
+                        if let Some(value) = s(&item, key).filter(|v| !belongs_to_vendor(v, &vendor)) {
                             violations.push(format!("{key}={value} of vendor {vendor}"));
                         }
                     }
@@ -338,11 +267,57 @@ impl Stack {
                 None => violations.push(format!("PK={pk} has no vendor_id and no global prefix")),
             }
             if pk.starts_with(TENANT_PREFIX) && s(&item, "vendor_id").is_none() {
-                violations.push(format!(
-                    "tenant partition {pk} holds an item without vendor_id"
-                ));
+                violations.push(format!("tenant partition {pk} holds an item without vendor_id"));
             }
         }
         violations
+    }
+}
+
+/// The SMTP sink the suite sends to (`infra/bestow test` starts it).
+pub fn smtp_sink_settings(username: &str, password: &str) -> Value {
+    let port: u16 = std::env::var("BESTOW_TEST_SMTP_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .expect("BESTOW_TEST_SMTP_PORT is not set: run the suite with `infra/bestow test`, which starts the SMTP sink");
+    serde_json::json!({"host": "127.0.0.1", "port": port, "username": username, "password": password,
+        "from_email": format!("gifts@{username}.example"), "from_name": username, "security": "none"})
+}
+
+/// Every message the SMTP sink accepted for `recipient`.
+pub fn mail_for(recipient: &str) -> Vec<Value> {
+    let dir = std::env::var("BESTOW_TEST_MAILDIR").expect("BESTOW_TEST_MAILDIR is set by infra/bestow test");
+    let mut messages: Vec<(String, Value)> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name().to_string_lossy().ends_with(".json")
+                        && !e.file_name().to_string_lossy().starts_with('.')
+                })
+                .filter_map(|e| {
+                    let text = std::fs::read_to_string(e.path()).ok()?;
+                    Some((e.file_name().to_string_lossy().into_owned(), serde_json::from_str(&text).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    messages.sort_by(|a, b| a.0.cmp(&b.0));
+    messages
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m: &Value| m["rcpt_tos"].as_array().is_some_and(|r| r.iter().any(|a| a == recipient)))
+        .collect()
+}
+
+/// Waits until `condition` holds (polling every 100 ms), or panics after `seconds`.
+pub async fn eventually<T>(seconds: u64, what: &str, mut condition: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {seconds}s waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

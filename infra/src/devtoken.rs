@@ -101,37 +101,21 @@ impl DevKeys {
         else {
             return Err(TokenError::Malformed);
         };
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| TokenError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
         let mut mac = self.mac();
         mac.update(format!("{header}.{payload}").as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| TokenError::Signature)?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| TokenError::Malformed)?;
+        mac.verify_slice(&signature).map_err(|_| TokenError::Signature)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
         let claims: serde_json::Map<String, Value> =
             serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        if claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .is_none_or(|exp| exp <= now)
-        {
+        if claims.get("exp").and_then(Value::as_i64).is_none_or(|exp| exp <= now) {
             return Err(TokenError::Expired);
         }
-        if !claims
-            .get("scope")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.split(' ').any(|s| s == SCOPE))
-        {
+        if !claims.get("scope").and_then(Value::as_str).is_some_and(|s| s.split(' ').any(|s| s == SCOPE)) {
             return Err(TokenError::Scope);
         }
-        Ok(claims
-            .into_iter()
-            .map(|(k, v)| (k, claim_string(&v)))
-            .collect())
+        Ok(claims.into_iter().map(|(k, v)| (k, claim_string(&v))).collect())
     }
 }
 
@@ -139,10 +123,7 @@ impl DevKeys {
 fn claim_string(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(claim_string).collect::<Vec<_>>().join(" ")
-        ),
+        Value::Array(items) => format!("[{}]", items.iter().map(claim_string).collect::<Vec<_>>().join(" ")),
         other => other.to_string(),
     }
 }
@@ -154,14 +135,7 @@ mod tests {
     #[test]
     fn issued_tokens_verify_to_authorizer_shaped_claims() {
         let keys = DevKeys::random();
-        let token = keys.issue(
-            &DevUser {
-                sub: "u1",
-                group: "owner",
-                vendor_id: Some("acme"),
-            },
-            60,
-        );
+        let token = keys.issue(&DevUser { sub: "u1", group: "owner", vendor_id: Some("acme") }, 60);
         let claims = keys.verify(&token).unwrap();
         assert_eq!(claims["cognito:groups"], "[owner]");
         assert_eq!(claims["custom:vendor_id"], "acme");
@@ -175,23 +149,10 @@ mod tests {
     fn forged_expired_and_unscoped_tokens_fail() {
         let keys = DevKeys::random();
         let other = DevKeys::random();
-        let user = DevUser {
-            sub: "u1",
-            group: "owner",
-            vendor_id: Some("acme"),
-        };
-        assert_eq!(
-            keys.verify(&other.issue(&user, 60)),
-            Err(TokenError::Signature)
-        );
-        assert_eq!(
-            keys.verify(&keys.issue(&user, -1)),
-            Err(TokenError::Expired)
-        );
-        assert_eq!(
-            keys.verify(&keys.sign(&json!({"sub": "x", "exp": 4102444800i64}))),
-            Err(TokenError::Scope)
-        );
+        let user = DevUser { sub: "u1", group: "owner", vendor_id: Some("acme") };
+        assert_eq!(keys.verify(&other.issue(&user, 60)), Err(TokenError::Signature));
+        assert_eq!(keys.verify(&keys.issue(&user, -1)), Err(TokenError::Expired));
+        assert_eq!(keys.verify(&keys.sign(&json!({"sub": "x", "exp": 4102444800i64}))), Err(TokenError::Scope));
         assert_eq!(keys.verify("abc"), Err(TokenError::Malformed));
     }
 }

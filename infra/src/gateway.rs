@@ -76,11 +76,7 @@ fn percent_decode(raw: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -95,25 +91,15 @@ fn percent_decode(raw: &str) -> String {
 }
 
 fn gateway_message(status: StatusCode, message: &str) -> GatewayResponse {
-    let mut response = http::Response::new(Full::new(Bytes::from(
-        json!({ "message": message }).to_string(),
-    )));
+    let mut response = http::Response::new(Full::new(Bytes::from(json!({ "message": message }).to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        "content-type",
-        http::HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
     response
 }
 
 impl Gateway {
     pub fn new(app: App, keys: DevKeys, routes: &'static [&'static RouteDef]) -> Self {
-        Self {
-            app,
-            keys,
-            routes,
-            cors_origin: http::HeaderValue::from_static("*"),
-        }
+        Self { app, keys, routes, cors_origin: http::HeaderValue::from_static("*") }
     }
 
     /// The origin allowed by CORS (`bestow-local` uses the template's `CorsAllowOrigin`).
@@ -145,21 +131,12 @@ impl Gateway {
                 return gateway_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
             }
         };
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let mut response = self
-            .call(&parts.method, path_and_query, &parts.headers, body)
-            .await;
+        let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut response = self.call(&parts.method, path_and_query, &parts.headers, body).await;
         // The template's CORS configuration, as API Gateway applies it.
         let headers = response.headers_mut();
         headers.insert("access-control-allow-origin", self.cors_origin.clone());
-        headers.insert(
-            "access-control-expose-headers",
-            http::HeaderValue::from_static("ETag, Location"),
-        );
+        headers.insert("access-control-expose-headers", http::HeaderValue::from_static("ETag, Location"));
         response
     }
 
@@ -171,17 +148,11 @@ impl Gateway {
         headers: &HeaderMap,
         body: Bytes,
     ) -> GatewayResponse {
-        let (path, query) = path_and_query
-            .split_once('?')
-            .unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         if method == Method::GET && path == "/openapi.json" {
-            let mut response = http::Response::new(Full::new(Bytes::from(
-                bestow::openapi::to_json(bestow::routes::ALL),
-            )));
-            response.headers_mut().insert(
-                "content-type",
-                http::HeaderValue::from_static("application/json"),
-            );
+            let mut response =
+                http::Response::new(Full::new(Bytes::from(bestow::openapi::to_json(bestow::routes::ALL))));
+            response.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
             return response;
         }
         if method == Method::OPTIONS {
@@ -194,14 +165,9 @@ impl Gateway {
             );
             h.insert(
                 "access-control-allow-headers",
-                http::HeaderValue::from_static(
-                    "Authorization, Content-Type, If-Match, Idempotency-Key",
-                ),
+                http::HeaderValue::from_static("Authorization, Content-Type, If-Match, Idempotency-Key"),
             );
-            h.insert(
-                "access-control-max-age",
-                http::HeaderValue::from_static("600"),
-            );
+            h.insert("access-control-max-age", http::HeaderValue::from_static("600"));
             return response;
         }
         let Some((route, path_params)) = match_route(self.routes, method, path) else {
@@ -211,43 +177,23 @@ impl Gateway {
         let token = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
         let claims = match token.map(|t| self.keys.verify(t)) {
             Some(Ok(claims)) => claims,
             _ => return gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized"),
         };
         let request_id = bestow::store::ids::new_id();
-        let event = api_gateway_event(
-            route,
-            method,
-            path,
-            query,
-            headers,
-            &path_params,
-            claims,
-            &body,
-            &request_id,
-        );
+        let event = api_gateway_event(route, method, path, query, headers, &path_params, claims, &body, &request_id);
         let request: lambda_http::Request = match serde_json::from_value::<LambdaRequest>(event) {
             Ok(decoded) => decoded.into(),
             Err(e) => {
-                return gateway_message(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("event did not decode: {e}"),
-                );
+                return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, &format!("event did not decode: {e}"));
             }
         };
         let mut context = lambda_http::Context::default();
         context.request_id = request_id;
-        context.invoked_function_arn = format!(
-            "arn:aws:lambda:us-east-1:000000000000:function:{}",
-            route.function
-        );
-        let response =
-            bestow::http::handle(&self.app, route, request.with_lambda_context(context)).await;
+        context.invoked_function_arn = format!("arn:aws:lambda:us-east-1:000000000000:function:{}", route.function);
+        let response = bestow::http::handle(&self.app, route, request.with_lambda_context(context)).await;
         to_gateway_response(response)
     }
 }
@@ -267,21 +213,13 @@ pub fn api_gateway_event(
 ) -> Value {
     let mut header_map = serde_json::Map::new();
     for name in headers.keys() {
-        let joined = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(",");
+        let joined = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
         header_map.insert(name.as_str().to_owned(), Value::String(joined));
     }
     let mut query_map = serde_json::Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (
-            percent_decode(&k.replace('+', " ")),
-            percent_decode(&v.replace('+', " ")),
-        );
+        let (k, v) = (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")));
         match query_map.get_mut(&k) {
             Some(Value::String(existing)) => {
                 existing.push(',');
@@ -297,10 +235,7 @@ pub fn api_gateway_event(
     let (body, is_base64) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
         Ok(text) => (Value::String(text.to_owned()), false),
-        Err(_) => (
-            Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
-            true,
-        ),
+        Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(body)), true),
     };
     json!({
         "version": "2.0",
@@ -355,8 +290,7 @@ mod tests {
         let (route, params) = match_route(routes, &Method::GET, "/vendors/acme%2Dgifts").unwrap();
         assert_eq!(route.function, "vendors-get");
         assert_eq!(params["vendorId"], "acme-gifts");
-        let (route, _) =
-            match_route(routes, &Method::POST, "/vendors/acme/shipping/quote").unwrap();
+        let (route, _) = match_route(routes, &Method::POST, "/vendors/acme/shipping/quote").unwrap();
         assert_eq!(route.function, "shipping-quote");
         assert!(match_route(routes, &Method::DELETE, "/vendors/acme").is_none());
         assert!(match_route(routes, &Method::GET, "/vendors//shipping").is_none());

@@ -5,9 +5,12 @@
 pub mod devtoken;
 pub mod gateway;
 mod loopback;
+pub mod ops;
+pub mod poller;
 pub mod provision;
 pub mod runtime_api;
 pub mod seed;
+pub mod stack;
 pub mod template;
 
 /// The demo tenant and users that the local stack seeds and prints tokens for.

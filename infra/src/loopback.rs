@@ -23,9 +23,7 @@ where
                 let response = handler(req);
                 async move { Ok::<_, Infallible>(response.await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }

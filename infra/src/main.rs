@@ -8,12 +8,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bestow::App;
-use bestow::config::Config;
 use bestow_infra::devtoken::{DevKeys, DevUser};
 use bestow_infra::gateway::Gateway;
-use bestow_infra::provision::{LocalNames, provision};
-use bestow_infra::template::{Template, workspace_root};
+use bestow_infra::stack::{LocalStack, StackOptions};
+use bestow_infra::template::workspace_root;
 use bestow_infra::{InfraError, demo, seed};
 
 const STACK_PREFIX: &str = "bestow-local";
@@ -24,23 +22,14 @@ fn key_file() -> PathBuf {
 }
 
 async fn up(port: u16) -> Result<(), InfraError> {
-    if std::env::var("AWS_ENDPOINT_URL").is_err() {
-        return Err(InfraError::Other(
-            "AWS_ENDPOINT_URL is not set: start the stack with infra/bestow up".into(),
-        ));
-    }
-    let template = Template::load_default()?;
-    let names = LocalNames::new(&template, STACK_PREFIX);
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    provision(&sdk, &template, &names).await?;
-    let table = names.table.clone();
-    let config = Config::from_lookup(|name| match name {
-        "BESTOW_TABLE" => Some(table.clone()),
-        "BESTOW_STAGE" => Some("local".into()),
-        other => std::env::var(other).ok(),
+    let stack = LocalStack::provision(StackOptions {
+        prefix: STACK_PREFIX.to_owned(),
+        stage: "local".to_owned(),
+        secrets_prefix: None,
+        visibility_override: None,
     })
-    .map_err(|e| InfraError::Other(e.to_string()))?;
-    let app = App::from_parts(config, &sdk);
+    .await?;
+    let (template, names, app) = (&stack.template, &stack.names, stack.app.clone());
     let keys = DevKeys::random();
     std::fs::create_dir_all(workspace_root().join(".local"))?;
     std::fs::write(key_file(), keys.to_hex())?;
@@ -49,49 +38,26 @@ async fn up(port: u16) -> Result<(), InfraError> {
         .ok()
         .or_else(|| template.parameter_default("CorsAllowOrigin"))
         .unwrap_or_else(|| "*".to_owned());
-    let gateway = Arc::new(
-        Gateway::new(app, keys.clone(), bestow::routes::ALL).with_cors_origin(&cors_origin),
-    );
-    let documents = names
-        .bucket("DocumentsBucket")
-        .unwrap_or("bestow-local-documentsbucket")
-        .to_owned();
+    let gateway = Arc::new(Gateway::new(app, keys.clone(), bestow::routes::ALL).with_cors_origin(&cors_origin));
+    let documents = names.bucket("DocumentsBucket").unwrap_or("bestow-local-documentsbucket").to_owned();
     let seeded = seed::seed_demo(&gateway, &documents).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let pollers = stack.spawn_pollers();
     // From here on, every request logs its JSON line, as the functions do in Lambda.
     bestow::telemetry::init();
-    let admin = keys.issue(
-        &DevUser {
-            sub: demo::PLATFORM_ADMIN,
-            group: "platform_admin",
-            vendor_id: None,
-        },
-        TOKEN_TTL_SECONDS,
-    );
-    let owner = keys.issue(
-        &DevUser {
-            sub: demo::OWNER,
-            group: "owner",
-            vendor_id: Some(demo::VENDOR_ID),
-        },
-        TOKEN_TTL_SECONDS,
-    );
+    let admin =
+        keys.issue(&DevUser { sub: demo::PLATFORM_ADMIN, group: "platform_admin", vendor_id: None }, TOKEN_TTL_SECONDS);
+    let owner =
+        keys.issue(&DevUser { sub: demo::OWNER, group: "owner", vendor_id: Some(demo::VENDOR_ID) }, TOKEN_TTL_SECONDS);
     println!(
-        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
+        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  queues     {} (workers polling: {})\n  mail       SMTP sink on 127.0.0.1:2525, messages in .local/mail/\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
         bestow::routes::ALL.len(),
         names.table,
-        names
-            .buckets
-            .iter()
-            .map(|(_, b)| b.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        names.buckets.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>().join(", "),
+        names.queues.iter().map(|(_, q)| q.as_str()).collect::<Vec<_>>().join(", "),
+        pollers.len(),
         demo::VENDOR_ID,
-        if seeded {
-            "seeded now"
-        } else {
-            "already there"
-        },
+        if seeded { "seeded now" } else { "already there" },
         demo::VENDOR_ID,
         demo::VENDOR_ID,
     );
@@ -99,40 +65,25 @@ async fn up(port: u16) -> Result<(), InfraError> {
         served = gateway.serve(listener) => served?,
         _ = tokio::signal::ctrl_c() => println!("stopping"),
     }
+    pollers.iter().for_each(|poller| poller.abort());
     Ok(())
 }
 
 fn token(role: &str, vendor: Option<&str>) -> Result<(), InfraError> {
     let hex = std::fs::read_to_string(key_file())
         .map_err(|_| InfraError::Other("no running stack: start it with infra/bestow up".into()))?;
-    let keys = DevKeys::from_hex(&hex).ok_or_else(|| {
-        InfraError::Other("the dev key file is damaged; restart the stack".into())
-    })?;
+    let keys = DevKeys::from_hex(&hex)
+        .ok_or_else(|| InfraError::Other("the dev key file is damaged; restart the stack".into()))?;
     let sub = format!("dev-{role}");
     let vendor = vendor.or((role != "platform_admin").then_some(demo::VENDOR_ID));
-    println!(
-        "{}",
-        keys.issue(
-            &DevUser {
-                sub: &sub,
-                group: role,
-                vendor_id: vendor
-            },
-            TOKEN_TTL_SECONDS
-        )
-    );
+    println!("{}", keys.issue(&DevUser { sub: &sub, group: role, vendor_id: vendor }, TOKEN_TTL_SECONDS));
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["up"] => up(3000).await,
         ["up", "--port", port] => match port.parse() {
             Ok(port) => up(port).await,
@@ -144,9 +95,7 @@ async fn main() -> std::process::ExitCode {
             print!("{}", bestow::openapi::to_json(bestow::routes::ALL));
             Ok(())
         }
-        _ => Err(InfraError::Other(
-            "usage: bestow-local up [--port N] | token <role> [vendor] | openapi".into(),
-        )),
+        _ => Err(InfraError::Other("usage: bestow-local up [--port N] | token <role> [vendor] | openapi".into())),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -46,12 +46,7 @@ fn reply(status: u16, body: Bytes) -> http::Response<Full<Bytes>> {
 
 async fn runtime(state: Arc<State>, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let parsed = || serde_json::from_slice(&body).unwrap_or(Value::Null);
     if path == format!("{API}/invocation/next") {
         let _ = state.reports.send(Report::Next(Instant::now()));
@@ -63,19 +58,11 @@ async fn runtime(state: Arc<State>, req: http::Request<Incoming>) -> http::Respo
         let mut response = reply(200, Bytes::from(event.to_string()));
         let deadline = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 + 30_000;
         let headers = response.headers_mut();
-        headers.insert(
-            "lambda-runtime-aws-request-id",
-            http::HeaderValue::from_static("harness-request-1"),
-        );
-        headers.insert(
-            "lambda-runtime-deadline-ms",
-            http::HeaderValue::from(deadline),
-        );
+        headers.insert("lambda-runtime-aws-request-id", http::HeaderValue::from_static("harness-request-1"));
+        headers.insert("lambda-runtime-deadline-ms", http::HeaderValue::from(deadline));
         headers.insert(
             "lambda-runtime-invoked-function-arn",
-            http::HeaderValue::from_static(
-                "arn:aws:lambda:us-east-1:000000000000:function:harness",
-            ),
+            http::HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:harness"),
         );
         headers.insert(
             "lambda-runtime-trace-id",
@@ -84,13 +71,9 @@ async fn runtime(state: Arc<State>, req: http::Request<Incoming>) -> http::Respo
         return response;
     }
     if path.ends_with("/response") {
-        let _ = state
-            .reports
-            .send(Report::Done(Ok(parsed()), Instant::now()));
+        let _ = state.reports.send(Report::Done(Ok(parsed()), Instant::now()));
     } else if path.ends_with("/error") {
-        let _ = state
-            .reports
-            .send(Report::Done(Err(parsed()), Instant::now()));
+        let _ = state.reports.send(Report::Done(Err(parsed()), Instant::now()));
     }
     reply(202, Bytes::from_static(b"{\"status\":\"OK\"}"))
 }
@@ -105,17 +88,10 @@ pub async fn invoke_once(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (reports, mut received) = mpsc::unbounded_channel();
-    let state = Arc::new(State {
-        event: Mutex::new(Some(event)),
-        reports,
-    });
+    let state = Arc::new(State { event: Mutex::new(Some(event)), reports });
     let handler = move |req| runtime(Arc::clone(&state), req);
     let server = tokio::spawn(crate::loopback::serve(listener, Arc::new(handler)));
-    let function = binary
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("function")
-        .to_owned();
+    let function = binary.file_name().and_then(|n| n.to_str()).unwrap_or("function").to_owned();
     let started = Instant::now();
     let mut child = tokio::process::Command::new(binary)
         .envs(env)
@@ -123,10 +99,7 @@ pub async fn invoke_once(
         .env("AWS_LAMBDA_FUNCTION_NAME", &function)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env(
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{function}"),
-        )
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "harness")
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
@@ -149,16 +122,8 @@ pub async fn invoke_once(
     let _ = child.kill().await;
     server.abort();
     match outcome {
-        Ok(Some((outcome, init, total))) => Ok(Invocation {
-            outcome,
-            init,
-            total,
-        }),
-        Ok(None) => Err(InfraError::Other(format!(
-            "{function} exited without answering"
-        ))),
-        Err(_) => Err(InfraError::Other(format!(
-            "{function} did not answer within {timeout:?}"
-        ))),
+        Ok(Some((outcome, init, total))) => Ok(Invocation { outcome, init, total }),
+        Ok(None) => Err(InfraError::Other(format!("{function} exited without answering"))),
+        Err(_) => Err(InfraError::Other(format!("{function} did not answer within {timeout:?}"))),
     }
 }

@@ -20,45 +20,28 @@ async fn call(
     if_match: Option<&str>,
 ) -> Result<(u16, HeaderMap, Value), InfraError> {
     let mut headers = HeaderMap::new();
-    let auth = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|e| InfraError::Other(e.to_string()))?;
+    let auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| InfraError::Other(e.to_string()))?;
     headers.insert("authorization", auth);
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     if let Some(tag) = if_match {
-        headers.insert(
-            "if-match",
-            HeaderValue::from_str(tag).map_err(|e| InfraError::Other(e.to_string()))?,
-        );
+        headers.insert("if-match", HeaderValue::from_str(tag).map_err(|e| InfraError::Other(e.to_string()))?);
     }
     let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     let response = gateway.call(&method, path, &headers, body).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| InfraError::Other(e.to_string()))?
-        .to_bytes();
+    let bytes = response.into_body().collect().await.map_err(|e| InfraError::Other(e.to_string()))?.to_bytes();
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Ok((status, headers, value))
 }
 
 /// `already` is the status that means an earlier run got this far (409 for a create, 428
 /// for a configuration that exists): the seed then carries on, so a crashed seed completes.
-fn expect(
-    step: &str,
-    status: u16,
-    want: u16,
-    already: u16,
-    body: &Value,
-) -> Result<bool, InfraError> {
+fn expect(step: &str, status: u16, want: u16, already: u16, body: &Value) -> Result<bool, InfraError> {
     match status {
         s if s == want => Ok(true),
         s if s == already => Ok(false),
-        _ => Err(InfraError::Other(format!(
-            "seed step {step}: HTTP {status}: {body}"
-        ))),
+        _ => Err(InfraError::Other(format!("seed step {step}: HTTP {status}: {body}"))),
     }
 }
 
@@ -86,22 +69,8 @@ pub fn demo_shipping_rules() -> Value {
 /// whether the vendor itself was new.
 pub async fn seed_demo(gateway: &Gateway, documents_bucket: &str) -> Result<bool, InfraError> {
     let keys = gateway.keys();
-    let admin = keys.issue(
-        &DevUser {
-            sub: demo::PLATFORM_ADMIN,
-            group: "platform_admin",
-            vendor_id: None,
-        },
-        600,
-    );
-    let owner = keys.issue(
-        &DevUser {
-            sub: demo::OWNER,
-            group: "owner",
-            vendor_id: Some(demo::VENDOR_ID),
-        },
-        600,
-    );
+    let admin = keys.issue(&DevUser { sub: demo::PLATFORM_ADMIN, group: "platform_admin", vendor_id: None }, 600);
+    let owner = keys.issue(&DevUser { sub: demo::OWNER, group: "owner", vendor_id: Some(demo::VENDOR_ID) }, 600);
     let vendor_path = format!("/vendors/{}", demo::VENDOR_ID);
     let (status, _, body) = call(
         gateway,
@@ -121,20 +90,22 @@ pub async fn seed_demo(gateway: &Gateway, documents_bucket: &str) -> Result<bool
     )
     .await?;
     let created = expect("create vendor", status, 201, 409, &body)?;
+    let (status, _, body) =
+        call(gateway, &owner, Method::PUT, &format!("{vendor_path}/shipping"), Some(demo_shipping_rules()), None)
+            .await?;
+    expect("shipping rules", status, 200, 428, &body)?;
     let (status, _, body) = call(
         gateway,
         &owner,
         Method::PUT,
-        &format!("{vendor_path}/shipping"),
-        Some(demo_shipping_rules()),
+        &format!("{vendor_path}/smtp"),
+        Some(json!({
+            "host": "127.0.0.1", "port": 2525, "username": "demo-gifts", "password": "local-demo-smtp-password",
+            "from_email": "gifts@demo-gifts.example", "from_name": "Demo Gifts", "security": "none"
+        })),
         None,
     )
     .await?;
-    expect("shipping rules", status, 200, 428, &body)?;
-    let (status, _, body) = call(gateway, &owner, Method::PUT, &format!("{vendor_path}/smtp"), Some(json!({
-        "host": "localhost", "port": 2525, "username": "demo-gifts", "password": "local-demo-smtp-password",
-        "from_email": "gifts@demo-gifts.example", "from_name": "Demo Gifts", "security": "none"
-    })), None).await?;
     expect("smtp settings", status, 200, 428, &body)?;
     let (status, _, body) = call(gateway, &owner, Method::PUT, &format!("{vendor_path}/stripe"), Some(json!({
         "publishable_key": "pk_test_localdemo000000", "secret_key": "sk_test_localdemo000000", "webhook_secret": "whsec_localdemo000000"

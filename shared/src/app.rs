@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
 use crate::integrations::secrets::SecretStore;
+use crate::jobs::Dispatcher;
 use crate::store::Table;
 
 /// Everything a handler may use, built once outside the handler. Cloning is cheap (the SDK
@@ -13,6 +14,7 @@ pub struct App {
     pub config: Arc<Config>,
     pub table: Table,
     pub secrets: SecretStore,
+    pub jobs: Dispatcher,
 }
 
 impl App {
@@ -27,13 +29,11 @@ impl App {
     pub fn from_parts(config: Config, sdk: &aws_config::SdkConfig) -> Self {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        let jobs = Dispatcher::new(aws_sdk_sqs::Client::new(sdk), config.queues.clone());
         Self {
             table: Table::new(dynamo, config.table_name.clone()),
-            secrets: SecretStore::new(
-                secrets,
-                config.secrets_prefix.clone(),
-                config.secret_cache_ttl,
-            ),
+            secrets: SecretStore::new(secrets, config.secrets_prefix.clone(), config.secret_cache_ttl),
+            jobs,
             config: Arc::new(config),
         }
     }

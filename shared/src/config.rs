@@ -1,5 +1,6 @@
 //! Configuration from the environment, read once per cold start.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What a function needs to know about where it runs. Every field comes from the environment
@@ -14,6 +15,9 @@ pub struct Config {
     pub secrets_prefix: String,
     /// How long a credential read from Secrets Manager is reused (`BESTOW_SECRET_TTL_SECONDS`).
     pub secret_cache_ttl: Duration,
+    /// Job type → queue URL, from `BESTOW_QUEUE_<TYPE>` for every registered job type; a
+    /// function only has the queues it sends to.
+    pub queues: BTreeMap<String, String>,
     /// Set only against a local emulator (`AWS_ENDPOINT_URL`): S3 then needs path-style URLs.
     pub endpoint_url: Option<String>,
 }
@@ -35,16 +39,19 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let table_name = lookup("BESTOW_TABLE").ok_or(ConfigError::Missing("BESTOW_TABLE"))?;
         let stage = lookup("BESTOW_STAGE").unwrap_or_else(|| "dev".to_owned());
-        let secrets_prefix =
-            lookup("BESTOW_SECRETS_PREFIX").unwrap_or_else(|| format!("bestow/{stage}"));
+        let secrets_prefix = lookup("BESTOW_SECRETS_PREFIX").unwrap_or_else(|| format!("bestow/{stage}"));
         let ttl_seconds = match lookup("BESTOW_SECRET_TTL_SECONDS") {
             None => 300,
-            Some(raw) => raw.parse::<u64>().map_err(|e| ConfigError::Invalid {
-                name: "BESTOW_SECRET_TTL_SECONDS",
-                reason: e.to_string(),
-            })?,
+            Some(raw) => raw
+                .parse::<u64>()
+                .map_err(|e| ConfigError::Invalid { name: "BESTOW_SECRET_TTL_SECONDS", reason: e.to_string() })?,
         };
+        let queues = crate::jobs::registry::ALL
+            .iter()
+            .filter_map(|w| Some((w.job_type.to_owned(), lookup(&crate::jobs::registry::queue_env_var(w.job_type))?)))
+            .collect();
         Ok(Self {
+            queues,
             table_name,
             stage,
             secrets_prefix: secrets_prefix.trim_end_matches('/').to_owned(),

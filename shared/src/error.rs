@@ -17,10 +17,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            pointer: pointer.into(),
-            message: message.into(),
-        }
+        Self { pointer: pointer.into(), message: message.into() }
     }
 }
 
@@ -29,10 +26,7 @@ pub enum ApiError {
     #[error("malformed request: {0}")]
     BadRequest(String),
     #[error("validation failed: {detail}")]
-    Validation {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
+    Validation { detail: String, errors: Vec<FieldError> },
     #[error("authentication required: {0}")]
     Unauthorized(String),
     #[error("forbidden: {0}")]
@@ -135,10 +129,7 @@ impl ApiError {
         let (detail, errors) = match self {
             Self::Validation { detail, errors } => (detail.clone(), errors.clone()),
             // The cause of an internal error is for the log, never for the client.
-            Self::Internal(_) => (
-                "the request could not be completed; it has been logged".to_owned(),
-                Vec::new(),
-            ),
+            Self::Internal(_) => ("the request could not be completed; it has been logged".to_owned(), Vec::new()),
             Self::BadRequest(d)
             | Self::Unauthorized(d)
             | Self::Forbidden(d)

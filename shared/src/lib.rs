@@ -7,6 +7,8 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod integrations;
+pub mod jobs;
+pub mod notifications;
 pub mod openapi;
 pub mod routes;
 pub mod store;

@@ -4,15 +4,12 @@
 
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::Header;
-use utoipa::openapi::path::{
-    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
-};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref,
-    Required, Type,
+    ComponentsBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, Required, Type,
 };
 use utoipa::{PartialSchema, ToSchema};
 
@@ -35,10 +32,7 @@ fn method(route: &RouteDef) -> HttpMethod {
 fn problem(description: &str) -> Response {
     ResponseBuilder::new()
         .description(description)
-        .content(
-            PROBLEM,
-            Content::new(Some(Ref::from_schema_name(Problem::name()))),
-        )
+        .content(PROBLEM, Content::new(Some(Ref::from_schema_name(Problem::name()))))
         .build()
 }
 
@@ -51,11 +45,7 @@ fn string_param(
     ParameterBuilder::new()
         .name(name)
         .parameter_in(location)
-        .required(if required {
-            Required::True
-        } else {
-            Required::False
-        })
+        .required(if required { Required::True } else { Required::False })
         .description(Some(description))
         .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
         .build()
@@ -68,34 +58,19 @@ fn operation(
     let mut op = OperationBuilder::new()
         .operation_id(Some(route.function))
         .summary(Some(route.summary))
-        .tag(
-            if route.path == "/vendors"
-                || route.path.ends_with("suspend")
-                || route.path.ends_with("reactivate")
-            {
-                "platform"
-            } else {
-                "vendor"
-            },
-        )
+        .tag(if route.path == "/vendors" || route.path.ends_with("suspend") || route.path.ends_with("reactivate") {
+            "platform"
+        } else {
+            "vendor"
+        })
         .security(SecurityRequirement::new(SECURITY, ["bestow/api"]))
         .description(Some(format!(
             "Roles: {}.",
-            route
-                .roles()
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            route.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
         )));
     for segment in route.path.split('/') {
         if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            op = op.parameter(string_param(
-                name,
-                ParameterIn::Path,
-                true,
-                "Another vendor's id is answered with 404.",
-            ));
+            op = op.parameter(string_param(name, ParameterIn::Path, true, "Another vendor's id is answered with 404."));
         }
     }
     if route.paginated {
@@ -106,15 +81,15 @@ fn operation(
                 false,
                 "Opaque cursor from the previous page's next_cursor.",
             ))
-            .parameter(string_param(
-                "limit",
-                ParameterIn::Query,
-                false,
-                "Page size, 1 to 100 (default 25).",
-            ));
+            .parameter(string_param("limit", ParameterIn::Query, false, "Page size, 1 to 100 (default 25)."));
     }
     if route.conditional {
-        op = op.parameter(string_param("If-Match", ParameterIn::Header, false, "The ETag last read; required once the resource exists (428 without it, 412 when stale)."));
+        op = op.parameter(string_param(
+            "If-Match",
+            ParameterIn::Header,
+            false,
+            "The ETag last read; required once the resource exists (428 without it, 412 when stale).",
+        ));
     }
     if let Some(request) = route.request {
         (request.collect)(schemas);
@@ -122,48 +97,30 @@ fn operation(
             RequestBodyBuilder::new()
                 .required(Some(Required::True))
                 .description(Some(format!("JSON, at most {MAX_BODY_BYTES} bytes.")))
-                .content(
-                    "application/json",
-                    Content::new(Some(Ref::from_schema_name((request.name)()))),
-                )
+                .content("application/json", Content::new(Some(Ref::from_schema_name((request.name)()))))
                 .build(),
         ));
     }
     let mut success = ResponseBuilder::new().description("Success");
     if let Some(response) = route.response {
         (response.collect)(schemas);
-        success = success.content(
-            "application/json",
-            Content::new(Some(Ref::from_schema_name((response.name)()))),
-        );
+        success = success.content("application/json", Content::new(Some(Ref::from_schema_name((response.name)()))));
     }
     if route.conditional || route.response.is_some() && !route.paginated {
-        success = success.header(
-            "ETag",
-            Header::new(ObjectBuilder::new().schema_type(Type::String)),
-        );
+        success = success.header("ETag", Header::new(ObjectBuilder::new().schema_type(Type::String)));
     }
     op = op
         .response(route.success.to_string(), success.build())
-        .response(
-            "400",
-            problem("Malformed request (broken JSON, bad cursor)"),
-        )
+        .response("400", problem("Malformed request (broken JSON, bad cursor)"))
         .response("401", problem("No valid access token"))
         .response("403", problem("The caller's role may not use this route"))
         .response("404", problem("Not found (also for another vendor's ids)"))
-        .response(
-            "500",
-            problem("Internal error (details are logged, not returned)"),
-        );
+        .response("500", problem("Internal error (details are logged, not returned)"));
     if route.request.is_some() {
         op = op
             .response("413", problem("Body too large"))
             .response("415", problem("Body is not application/json"))
-            .response(
-                "422",
-                problem("Body of the wrong shape or invalid values; `errors` names each field"),
-            );
+            .response("422", problem("Body of the wrong shape or invalid values; `errors` names each field"));
     }
     if route.method != "GET" && !route.safe {
         op = op.response("409", problem("Conflicts with existing data"));
@@ -207,9 +164,7 @@ pub fn document(routes: &[&RouteDef]) -> OpenApi {
             InfoBuilder::new()
                 .title("Bestow API")
                 .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "Multi-tenant B2B gifting engine. Errors are RFC 9457 problem+json.",
-                ))
+                .description(Some("Multi-tenant B2B gifting engine. Errors are RFC 9457 problem+json."))
                 .build(),
         )
         .paths(paths.build())

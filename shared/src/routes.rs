@@ -2,6 +2,7 @@
 //! built from it, and a test holds it equal to `template.yaml` and `functions/`.
 
 use crate::http::RouteDef;
+use crate::notifications::routes as notifications;
 use crate::vendors::routes as vendors;
 
 pub const ALL: &[&RouteDef] = &[
@@ -16,6 +17,7 @@ pub const ALL: &[&RouteDef] = &[
     &vendors::QUOTE_SHIPPING,
     &vendors::GET_SMTP,
     &vendors::PUT_SMTP,
+    &notifications::SMTP_TEST,
     &vendors::GET_STRIPE,
     &vendors::PUT_STRIPE,
     &vendors::GET_STORAGE,

@@ -13,23 +13,12 @@ fn vendor_body(id: &str) -> serde_json::Value {
 async fn malformed_wrong_typed_unknown_and_oversize_bodies_write_nothing() {
     let stack = Stack::start().await;
     let admin = stack.admin();
-    let create = |body: &str| {
-        stack
-            .call(Method::POST, "/vendors")
-            .token(&admin)
-            .raw(body.to_owned(), "application/json")
-    };
+    let create =
+        |body: &str| stack.call(Method::POST, "/vendors").token(&admin).raw(body.to_owned(), "application/json");
 
     let reply = create("{\"id\": \"x\", \"name\": ").send().await;
     assert!(reply.assert_problem(400).ends_with("/malformed-request"));
-    assert!(
-        reply.json["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not valid JSON"),
-        "{}",
-        reply.text
-    );
+    assert!(reply.json["detail"].as_str().unwrap().contains("not valid JSON"), "{}", reply.text);
 
     let mut wrong_type = vendor_body("typed");
     wrong_type["name"] = json!(42);
@@ -39,40 +28,25 @@ async fn malformed_wrong_typed_unknown_and_oversize_bodies_write_nothing() {
 
     let mut unknown_field = vendor_body("typo");
     unknown_field["contact_emial"] = json!("x@y.example");
-    create(&unknown_field.to_string())
-        .send()
-        .await
-        .assert_problem(422);
+    create(&unknown_field.to_string()).send().await.assert_problem(422);
 
     let mut bad_country = vendor_body("nowhere");
     bad_country["country"] = json!("XX");
     bad_country["currency"] = json!("EURO");
     let reply = create(&bad_country.to_string()).send().await;
     reply.assert_problem(422);
-    let pointers: Vec<&str> = reply.json["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
-        .collect();
+    let pointers: Vec<&str> =
+        reply.json["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
     assert_eq!(pointers, ["/country", "/currency"]);
 
     let mut bad_id = vendor_body("Bad#Id");
     bad_id["contact_email"] = json!("not-an-email");
     let reply = create(&bad_id.to_string()).send().await;
     reply.assert_problem(422);
-    assert_eq!(
-        reply.json["errors"].as_array().unwrap().len(),
-        2,
-        "{}",
-        reply.text
-    );
+    assert_eq!(reply.json["errors"].as_array().unwrap().len(), 2, "{}", reply.text);
 
     let oversize = json!({"id": "big", "name": "x".repeat(70 * 1024), "contact_email": "a@b.example", "country": "DE", "currency": "EUR"});
-    create(&oversize.to_string())
-        .send()
-        .await
-        .assert_problem(413);
+    create(&oversize.to_string()).send().await.assert_problem(413);
     stack
         .call(Method::POST, "/vendors")
         .token(&admin)
@@ -83,11 +57,7 @@ async fn malformed_wrong_typed_unknown_and_oversize_bodies_write_nothing() {
     create("").send().await.assert_problem(400);
 
     // None of these created anything.
-    let list = stack
-        .call(Method::GET, "/vendors")
-        .token(&admin)
-        .send()
-        .await;
+    let list = stack.call(Method::GET, "/vendors").token(&admin).send().await;
     list.assert_status(200);
     assert_eq!(list.json["items"], json!([]), "{}", list.text);
     assert!(stack.all_items().await.is_empty());
@@ -103,27 +73,11 @@ async fn invalid_configuration_is_refused_field_by_field_and_not_stored() {
     rules["zones"][0]["countries"][0] = json!("XX");
     rules["methods"][0]["rate"]["bands"][1]["amount_minor"] = json!(-5);
     rules["methods"][1]["zone_id"] = json!("mars");
-    let reply = stack
-        .call(Method::PUT, "/vendors/cfg/shipping")
-        .token(&owner)
-        .json(&rules)
-        .send()
-        .await;
+    let reply = stack.call(Method::PUT, "/vendors/cfg/shipping").token(&owner).json(&rules).send().await;
     reply.assert_problem(422);
-    let pointers: Vec<&str> = reply.json["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        pointers,
-        [
-            "/zones/0/countries/0",
-            "/methods/0/rate/bands/1/amount_minor",
-            "/methods/1/zone_id"
-        ]
-    );
+    let pointers: Vec<&str> =
+        reply.json["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    assert_eq!(pointers, ["/zones/0/countries/0", "/methods/0/rate/bands/1/amount_minor", "/methods/1/zone_id"]);
 
     let mut wrong_rate_kind = shipping_rules();
     wrong_rate_kind["methods"][0]["rate"]["type"] = json!("per_item");
@@ -137,32 +91,17 @@ async fn invalid_configuration_is_refused_field_by_field_and_not_stored() {
 
     // First SMTP configuration without a password: refused, no secret created.
     let smtp = json!({"host": "smtp.example.com", "port": 587, "username": "u", "from_email": "a@cfg.example", "from_name": "Cfg", "security": "starttls"});
-    let reply = stack
-        .call(Method::PUT, "/vendors/cfg/smtp")
-        .token(&owner)
-        .json(&smtp)
-        .send()
-        .await;
+    let reply = stack.call(Method::PUT, "/vendors/cfg/smtp").token(&owner).json(&smtp).send().await;
     reply.assert_problem(422);
     assert!(reply.text.contains("/password"), "{}", reply.text);
 
     let stripe = json!({"publishable_key": "pk_live_abcdefgh1234", "secret_key": "sk_test_abcdefgh1234", "webhook_secret": "whsec_abcdefgh1234"});
-    let reply = stack
-        .call(Method::PUT, "/vendors/cfg/stripe")
-        .token(&owner)
-        .json(&stripe)
-        .send()
-        .await;
+    let reply = stack.call(Method::PUT, "/vendors/cfg/stripe").token(&owner).json(&stripe).send().await;
     reply.assert_problem(422);
     assert!(reply.text.contains("same mode"), "{}", reply.text);
 
     let storage = json!({"bucket": "Not_A_Bucket", "prefix": "/../etc"});
-    let reply = stack
-        .call(Method::PUT, "/vendors/cfg/storage")
-        .token(&owner)
-        .json(&storage)
-        .send()
-        .await;
+    let reply = stack.call(Method::PUT, "/vendors/cfg/storage").token(&owner).json(&storage).send().await;
     reply.assert_problem(422);
     assert_eq!(reply.json["errors"].as_array().unwrap().len(), 2);
 
@@ -174,18 +113,11 @@ async fn invalid_configuration_is_refused_field_by_field_and_not_stored() {
         .await
         .assert_problem(422);
 
-    assert_eq!(
-        partition_snapshot(&stack, "cfg").await,
-        before,
-        "nothing was written"
-    );
+    assert_eq!(partition_snapshot(&stack, "cfg").await, before, "nothing was written");
     let prefix = &stack.app.config.secrets_prefix;
     assert_eq!(
         secret_versions(&stack, "cfg").await,
-        [
-            format!("{prefix}/vendors/cfg/smtp: absent"),
-            format!("{prefix}/vendors/cfg/stripe: absent")
-        ],
+        [format!("{prefix}/vendors/cfg/smtp: absent"), format!("{prefix}/vendors/cfg/stripe: absent")],
         "no secret was created for a refused request"
     );
 }
@@ -198,49 +130,17 @@ async fn missing_or_wrong_credentials_and_roles_are_401_and_403() {
     // No token / a forged token: the authorizer answers, no function runs.
     let reply = stack.call(Method::GET, "/vendors/roles").send().await;
     assert_eq!(reply.status, 401);
-    let forged = bestow_infra::devtoken::DevKeys::random().issue(
-        &bestow_infra::devtoken::DevUser {
-            sub: "x",
-            group: "platform_admin",
-            vendor_id: None,
-        },
-        60,
-    );
-    assert_eq!(
-        stack
-            .call(Method::GET, "/vendors")
-            .token(&forged)
-            .send()
-            .await
-            .status,
-        401
-    );
+    let forged = bestow_infra::devtoken::DevKeys::random()
+        .issue(&bestow_infra::devtoken::DevUser { sub: "x", group: "platform_admin", vendor_id: None }, 60);
+    assert_eq!(stack.call(Method::GET, "/vendors").token(&forged).send().await.status, 401);
 
     // A token without a Bestow role, or an ID token: the guard answers.
-    let no_role = stack.keys.issue(
-        &bestow_infra::devtoken::DevUser {
-            sub: "x",
-            group: "admins",
-            vendor_id: Some("roles"),
-        },
-        60,
-    );
-    stack
-        .call(Method::GET, "/vendors/roles")
-        .token(&no_role)
-        .send()
-        .await
-        .assert_problem(403);
-    let id_token = stack.keys.sign(
-        &json!({"sub": "x", "cognito:groups": ["owner"], "custom:vendor_id": "roles",
-        "token_use": "id", "scope": "bestow/api", "exp": 4102444800i64}),
-    );
-    stack
-        .call(Method::GET, "/vendors/roles")
-        .token(&id_token)
-        .send()
-        .await
-        .assert_problem(401);
+    let no_role =
+        stack.keys.issue(&bestow_infra::devtoken::DevUser { sub: "x", group: "admins", vendor_id: Some("roles") }, 60);
+    stack.call(Method::GET, "/vendors/roles").token(&no_role).send().await.assert_problem(403);
+    let id_token = stack.keys.sign(&json!({"sub": "x", "cognito:groups": ["owner"], "custom:vendor_id": "roles",
+        "token_use": "id", "scope": "bestow/api", "exp": 4102444800i64}));
+    stack.call(Method::GET, "/vendors/roles").token(&id_token).send().await.assert_problem(401);
 
     // Roles per route.
     let fulfillment = stack.staff("roles", "fulfillment");
@@ -253,18 +153,8 @@ async fn missing_or_wrong_credentials_and_roles_are_401_and_403() {
         .send()
         .await
         .assert_problem(403);
-    stack
-        .call(Method::GET, "/vendors/roles")
-        .token(&buyer)
-        .send()
-        .await
-        .assert_problem(403);
-    stack
-        .call(Method::GET, "/vendors/roles/smtp")
-        .token(&fulfillment)
-        .send()
-        .await
-        .assert_problem(403);
+    stack.call(Method::GET, "/vendors/roles").token(&buyer).send().await.assert_problem(403);
+    stack.call(Method::GET, "/vendors/roles/smtp").token(&fulfillment).send().await.assert_problem(403);
     stack
         .call(Method::PUT, "/vendors/roles/stripe")
         .token(&manager)
@@ -272,12 +162,7 @@ async fn missing_or_wrong_credentials_and_roles_are_401_and_403() {
         .send()
         .await
         .assert_problem(403);
-    stack
-        .call(Method::GET, "/vendors")
-        .token(&owner)
-        .send()
-        .await
-        .assert_problem(403);
+    stack.call(Method::GET, "/vendors").token(&owner).send().await.assert_problem(403);
     stack
         .call(Method::POST, "/vendors/roles/suspend")
         .token(&owner)
@@ -285,12 +170,7 @@ async fn missing_or_wrong_credentials_and_roles_are_401_and_403() {
         .send()
         .await
         .assert_problem(403);
-    stack
-        .call(Method::GET, "/vendors/roles")
-        .token(&fulfillment)
-        .send()
-        .await
-        .assert_status(200);
+    stack.call(Method::GET, "/vendors/roles").token(&fulfillment).send().await.assert_status(200);
     stack
         .call(Method::PUT, "/vendors/roles/shipping")
         .token(&manager)
@@ -307,13 +187,5 @@ async fn missing_or_wrong_credentials_and_roles_are_401_and_403() {
         .assert_status(200);
 
     // Unknown routes are the gateway's 404.
-    assert_eq!(
-        stack
-            .call(Method::DELETE, "/vendors/roles")
-            .token(&owner)
-            .send()
-            .await
-            .status,
-        404
-    );
+    assert_eq!(stack.call(Method::DELETE, "/vendors/roles").token(&owner).send().await.status, 404);
 }

@@ -14,12 +14,7 @@ async fn stale_if_match_is_412_and_keeps_the_newer_data() {
     let owner = stack.vendor("occ").await;
     let path = "/vendors/occ/shipping";
 
-    let created = stack
-        .call(Method::PUT, path)
-        .token(&owner)
-        .json(&shipping_rules())
-        .send()
-        .await;
+    let created = stack.call(Method::PUT, path).token(&owner).json(&shipping_rules()).send().await;
     created.assert_status(200);
     assert_eq!(created.etag(), "\"v1\"");
 
@@ -31,22 +26,10 @@ async fn stale_if_match_is_412_and_keeps_the_newer_data() {
     let mut second = read.json.clone();
     second["methods"][2]["rate"]["amount_minor"] = json!(1);
 
-    let saved = stack
-        .call(Method::PUT, path)
-        .token(&owner)
-        .header("if-match", &etag)
-        .json(&first)
-        .send()
-        .await;
+    let saved = stack.call(Method::PUT, path).token(&owner).header("if-match", &etag).json(&first).send().await;
     saved.assert_status(200);
     assert_eq!(saved.etag(), "\"v2\"");
-    let stale = stack
-        .call(Method::PUT, path)
-        .token(&owner)
-        .header("if-match", &etag)
-        .json(&second)
-        .send()
-        .await;
+    let stale = stack.call(Method::PUT, path).token(&owner).header("if-match", &etag).json(&second).send().await;
     assert!(stale.assert_problem(412).ends_with("/precondition-failed"));
 
     let now = stack.call(Method::GET, path).token(&owner).send().await;
@@ -54,13 +37,7 @@ async fn stale_if_match_is_412_and_keeps_the_newer_data() {
     assert_eq!(now.etag(), "\"v2\"");
 
     // Overwriting without naming a version is refused once the resource exists.
-    stack
-        .call(Method::PUT, path)
-        .token(&owner)
-        .json(&second)
-        .send()
-        .await
-        .assert_problem(428);
+    stack.call(Method::PUT, path).token(&owner).json(&second).send().await.assert_problem(428);
     stack
         .call(Method::PUT, path)
         .token(&owner)
@@ -85,13 +62,7 @@ async fn concurrent_writers_of_one_version_yield_exactly_one_winner() {
     let stack = Arc::new(Stack::start().await);
     let owner = stack.vendor("race").await;
     let path = "/vendors/race/shipping";
-    stack
-        .call(Method::PUT, path)
-        .token(&owner)
-        .json(&shipping_rules())
-        .send()
-        .await
-        .assert_status(200);
+    stack.call(Method::PUT, path).token(&owner).json(&shipping_rules()).send().await.assert_status(200);
 
     let attempts: Vec<_> = (0..8)
         .map(|i| {
@@ -99,13 +70,7 @@ async fn concurrent_writers_of_one_version_yield_exactly_one_winner() {
             tokio::spawn(async move {
                 let mut rules = shipping_rules();
                 rules["methods"][2]["rate"]["amount_minor"] = json!(1000 + i);
-                stack
-                    .call(Method::PUT, path)
-                    .token(&owner)
-                    .header("if-match", "\"v1\"")
-                    .json(&rules)
-                    .send()
-                    .await
+                stack.call(Method::PUT, path).token(&owner).header("if-match", "\"v1\"").json(&rules).send().await
             })
         })
         .collect();
@@ -114,29 +79,17 @@ async fn concurrent_writers_of_one_version_yield_exactly_one_winner() {
         replies.push(attempt.await.expect("task"));
     }
     let winners: Vec<_> = replies.iter().filter(|r| r.status == 200).collect();
-    assert_eq!(
-        winners.len(),
-        1,
-        "{:?}",
-        replies.iter().map(|r| r.status).collect::<Vec<_>>()
-    );
+    assert_eq!(winners.len(), 1, "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
     assert!(replies.iter().all(|r| r.status == 200 || r.status == 412));
     let stored = stack.call(Method::GET, path).token(&owner).send().await;
-    assert_eq!(
-        stored.json, winners[0].json,
-        "the stored rules are the winner's"
-    );
+    assert_eq!(stored.json, winners[0].json, "the stored rules are the winner's");
 }
 
 #[tokio::test]
 async fn profile_updates_need_the_current_version_and_keep_the_directory_in_step() {
     let stack = Stack::start().await;
     let owner = stack.vendor("prof").await;
-    let read = stack
-        .call(Method::GET, "/vendors/prof")
-        .token(&owner)
-        .send()
-        .await;
+    let read = stack.call(Method::GET, "/vendors/prof").token(&owner).send().await;
     read.assert_status(200);
     let etag = read.etag();
 
@@ -166,16 +119,8 @@ async fn profile_updates_need_the_current_version_and_keep_the_directory_in_step
         .await;
     stale.assert_problem(412);
 
-    let listed = stack
-        .call(Method::GET, "/vendors")
-        .token(&stack.admin())
-        .send()
-        .await;
-    assert_eq!(
-        listed.json["items"][0]["name"], "Prof Gifts",
-        "{}",
-        listed.text
-    );
+    let listed = stack.call(Method::GET, "/vendors").token(&stack.admin()).send().await;
+    assert_eq!(listed.json["items"][0]["name"], "Prof Gifts", "{}", listed.text);
 }
 
 #[tokio::test]
@@ -187,13 +132,7 @@ async fn concurrent_credential_writers_leave_the_winners_secret_in_force() {
         json!({"host": "smtp.example.com", "port": 587, "username": "u", "password": password,
                "from_email": "a@race.example", "from_name": "Race", "security": "starttls"})
     };
-    stack
-        .call(Method::PUT, path)
-        .token(&owner)
-        .json(&settings("first-password"))
-        .send()
-        .await
-        .assert_status(200);
+    stack.call(Method::PUT, path).token(&owner).json(&settings("first-password")).send().await.assert_status(200);
 
     let attempts: Vec<_> = (0..6)
         .map(|i| {

@@ -12,15 +12,9 @@ use bestow_infra::template::workspace_root;
 use bestow_tests::Stack;
 
 fn binary(function: &str) -> std::path::PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|_| workspace_root().join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|_| workspace_root().join("target"));
     let path = target.join("debug").join(function);
-    assert!(
-        path.exists(),
-        "{} is missing: `infra/bestow test` builds the function binaries first",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: `infra/bestow test` builds the function binaries first", path.display());
     path
 }
 
@@ -29,31 +23,18 @@ async fn function_binaries_answer_their_sample_events_through_the_runtime_api() 
     let stack = Stack::start().await;
     let gateway = Gateway::new(stack.app.clone(), stack.keys.clone(), bestow::routes::ALL);
     let documents = stack.names.bucket("DocumentsBucket").unwrap().to_owned();
-    assert!(
-        bestow_infra::seed::seed_demo(&gateway, &documents)
-            .await
-            .unwrap(),
-        "the demo vendor is new in this stack"
-    );
+    assert!(bestow_infra::seed::seed_demo(&gateway, &documents).await.unwrap(), "the demo vendor is new in this stack");
 
     let env: HashMap<String, String> = HashMap::from([
         ("BESTOW_TABLE".into(), stack.names.table.clone()),
         ("BESTOW_STAGE".into(), "test".into()),
-        (
-            "BESTOW_SECRETS_PREFIX".into(),
-            stack.app.config.secrets_prefix.clone(),
-        ),
+        ("BESTOW_SECRETS_PREFIX".into(), stack.app.config.secrets_prefix.clone()),
     ]);
     let env = Arc::new(env);
 
-    let get = invoke_once(
-        &binary("vendors-get"),
-        &env,
-        crate::support::event("vendors-get"),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let get = invoke_once(&binary("vendors-get"), &env, crate::support::event("vendors-get"), Duration::from_secs(30))
+        .await
+        .unwrap();
     let answer = get.outcome.expect("vendors-get answered");
     assert_eq!(answer["statusCode"], 200, "{answer}");
     let body: serde_json::Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
@@ -62,14 +43,10 @@ async fn function_binaries_answer_their_sample_events_through_the_runtime_api() 
     assert_eq!(answer["headers"]["etag"], "\"v1\"");
     assert!(get.init <= get.total);
 
-    let quote = invoke_once(
-        &binary("shipping-quote"),
-        &env,
-        crate::support::event("shipping-quote"),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let quote =
+        invoke_once(&binary("shipping-quote"), &env, crate::support::event("shipping-quote"), Duration::from_secs(30))
+            .await
+            .unwrap();
     let answer = quote.outcome.expect("shipping-quote answered");
     assert_eq!(answer["statusCode"], 200, "{answer}");
     let body: serde_json::Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
@@ -79,15 +56,7 @@ async fn function_binaries_answer_their_sample_events_through_the_runtime_api() 
     let mut foreign = crate::support::event("vendors-get");
     foreign["pathParameters"]["vendorId"] = "someone-else".into();
     foreign["rawPath"] = "/vendors/someone-else".into();
-    let answer = invoke_once(
-        &binary("vendors-get"),
-        &env,
-        foreign,
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap()
-    .outcome
-    .unwrap();
+    let answer =
+        invoke_once(&binary("vendors-get"), &env, foreign, Duration::from_secs(30)).await.unwrap().outcome.unwrap();
     assert_eq!(answer["statusCode"], 404, "{answer}");
 }

@@ -5,18 +5,14 @@ use bestow_tests::{Method, Stack};
 use serde_json::{Value, json};
 
 pub fn event(function: &str) -> Value {
-    let path = bestow_infra::template::workspace_root()
-        .join("events")
-        .join(format!("{function}.json"));
+    let path = bestow_infra::template::workspace_root().join("events").join(format!("{function}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The request body of a function's sample event (valid for its route), if it has one.
 pub fn sample_body(function: &str) -> Option<Value> {
-    event(function)["body"]
-        .as_str()
-        .map(|b| serde_json::from_str(b).expect("sample bodies are JSON"))
+    event(function)["body"].as_str().map(|b| serde_json::from_str(b).expect("sample bodies are JSON"))
 }
 
 pub fn shipping_rules() -> Value {
@@ -64,15 +60,9 @@ pub async fn partition_snapshot(stack: &Stack, vendor: &str) -> Vec<String> {
         .await
         .into_iter()
         .filter(|item| {
-            let s = |name: &str| {
-                item.get(name)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default()
-            };
+            let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             // The vendor's own partition, and its entry in the platform directory.
-            s("vendor_id") == vendor
-                || (s("PK") == "P#VENDORS" && s("SK") == format!("VENDOR#{vendor}"))
+            s("vendor_id") == vendor || (s("PK") == "P#VENDORS" && s("SK") == format!("VENDOR#{vendor}"))
         })
         .map(|item| render(&AttributeValue::M(item)))
         .collect();
@@ -84,17 +74,11 @@ pub async fn partition_snapshot(stack: &Stack, vendor: &str) -> Vec<String> {
 fn render(value: &AttributeValue) -> String {
     match value {
         AttributeValue::M(map) => {
-            let mut pairs: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{k}={}", render(v)))
-                .collect();
+            let mut pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", render(v))).collect();
             pairs.sort();
             format!("{{{}}}", pairs.join(","))
         }
-        AttributeValue::L(list) => format!(
-            "[{}]",
-            list.iter().map(render).collect::<Vec<_>>().join(",")
-        ),
+        AttributeValue::L(list) => format!("[{}]", list.iter().map(render).collect::<Vec<_>>().join(",")),
         other => format!("{other:?}"),
     }
 }
@@ -104,26 +88,15 @@ pub async fn secret_versions(stack: &Stack, vendor: &str) -> Vec<String> {
     let client = aws_sdk_secretsmanager::Client::new(&stack.sdk);
     let mut out = Vec::new();
     for integration in ["smtp", "stripe"] {
-        let name = format!(
-            "{}/vendors/{vendor}/{integration}",
-            stack.app.config.secrets_prefix
-        );
+        let name = format!("{}/vendors/{vendor}/{integration}", stack.app.config.secrets_prefix);
         match client.describe_secret().secret_id(&name).send().await {
             Ok(described) => {
-                let mut versions: Vec<String> = described
-                    .version_ids_to_stages()
-                    .unwrap_or(&Default::default())
-                    .keys()
-                    .cloned()
-                    .collect();
+                let mut versions: Vec<String> =
+                    described.version_ids_to_stages().unwrap_or(&Default::default()).keys().cloned().collect();
                 versions.sort();
                 out.push(format!("{name}: {versions:?}"));
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
                 out.push(format!("{name}: absent"))
             }
             Err(err) => panic!("{name}: {err:?}"),
@@ -151,14 +124,8 @@ pub async fn configured_secret(stack: &Stack, vendor: &str, integration: &str) -
         .unwrap()
         .item
         .unwrap_or_else(|| panic!("{vendor} has no {sk}"));
-    let version = item[field].as_m().unwrap()["version_id"]
-        .as_s()
-        .unwrap()
-        .clone();
-    let name = format!(
-        "{}/vendors/{vendor}/{integration}",
-        stack.app.config.secrets_prefix
-    );
+    let version = item[field].as_m().unwrap()["version_id"].as_s().unwrap().clone();
+    let name = format!("{}/vendors/{vendor}/{integration}", stack.app.config.secrets_prefix);
     let value = aws_sdk_secretsmanager::Client::new(&stack.sdk)
         .get_secret_value()
         .secret_id(name)

@@ -17,10 +17,7 @@ async fn every_route_refuses_another_vendors_ids_and_changes_nothing() {
     let before = partition_snapshot(&stack, "iso-b").await;
     assert_eq!(before.len(), 6, "vendor B is fully configured: {before:?}");
     let secrets_before = secret_versions(&stack, "iso-b").await;
-    assert!(
-        secrets_before.iter().all(|s| !s.ends_with("absent")),
-        "{secrets_before:?}"
-    );
+    assert!(secrets_before.iter().all(|s| !s.ends_with("absent")), "{secrets_before:?}");
 
     let mut checked = 0;
     for route in bestow::routes::ALL {
@@ -29,10 +26,7 @@ async fn every_route_refuses_another_vendors_ids_and_changes_nothing() {
         for role in ["owner", "manager", "fulfillment", "buyer"] {
             let token = stack.staff("iso", role);
             let path_b = route.path.replace("{vendorId}", "iso-b");
-            let mut call = stack
-                .call(method.clone(), &path_b)
-                .token(&token)
-                .header("if-match", "\"v1\"");
+            let mut call = stack.call(method.clone(), &path_b).token(&token).header("if-match", "\"v1\"");
             if let Some(body) = &body {
                 call = call.json(body);
             }
@@ -41,11 +35,7 @@ async fn every_route_refuses_another_vendors_ids_and_changes_nothing() {
                 Handler::Tenant { .. } => {
                     let kind = reply.assert_problem(404);
                     assert!(kind.ends_with("/not-found"), "{}", reply.text);
-                    assert!(
-                        !reply.text.contains("Vendor iso-b"),
-                        "no data of B leaks: {}",
-                        reply.text
-                    );
+                    assert!(!reply.text.contains("Vendor iso-b"), "no data of B leaks: {}", reply.text);
                 }
                 Handler::Platform { .. } => {
                     reply.assert_problem(403);
@@ -56,35 +46,16 @@ async fn every_route_refuses_another_vendors_ids_and_changes_nothing() {
         // The control: the same route on A's own id is not refused for tenancy.
         if let Handler::Tenant { .. } = route.handler {
             let path_a = route.path.replace("{vendorId}", "iso");
-            let reply = stack
-                .call(method.clone(), &path_a)
-                .token(&stack.staff("iso", "owner"))
-                .send()
-                .await;
-            assert_ne!(
-                reply.status, 404,
-                "{} on A's own id: {}",
-                route.function, reply.text
-            );
+            let reply = stack.call(method.clone(), &path_a).token(&stack.staff("iso", "owner")).send().await;
+            assert_ne!(reply.status, 404, "{} on A's own id: {}", route.function, reply.text);
         }
     }
     assert_eq!(checked, bestow::routes::ALL.len() * 4);
 
-    assert_eq!(
-        partition_snapshot(&stack, "iso-b").await,
-        before,
-        "vendor B's items are unchanged"
-    );
-    assert_eq!(
-        secret_versions(&stack, "iso-b").await,
-        secrets_before,
-        "vendor B's secrets have no new version"
-    );
+    assert_eq!(partition_snapshot(&stack, "iso-b").await, before, "vendor B's items are unchanged");
+    assert_eq!(secret_versions(&stack, "iso-b").await, secrets_before, "vendor B's secrets have no new version");
     let violations = stack.key_violations().await;
-    assert!(
-        violations.is_empty(),
-        "items outside their vendor's prefix: {violations:?}"
-    );
+    assert!(violations.is_empty(), "items outside their vendor's prefix: {violations:?}");
 }
 
 #[tokio::test]
@@ -92,30 +63,10 @@ async fn platform_admins_reach_every_vendor_and_staff_only_their_own() {
     let stack = Stack::start().await;
     let owner_a = stack.vendor("alpha").await;
     stack.vendor("beta").await;
-    stack
-        .call(Method::GET, "/vendors/beta")
-        .token(&stack.admin())
-        .send()
-        .await
-        .assert_status(200);
-    stack
-        .call(Method::GET, "/vendors/alpha")
-        .token(&owner_a)
-        .send()
-        .await
-        .assert_status(200);
-    stack
-        .call(Method::GET, "/vendors/beta")
-        .token(&owner_a)
-        .send()
-        .await
-        .assert_problem(404);
+    stack.call(Method::GET, "/vendors/beta").token(&stack.admin()).send().await.assert_status(200);
+    stack.call(Method::GET, "/vendors/alpha").token(&owner_a).send().await.assert_status(200);
+    stack.call(Method::GET, "/vendors/beta").token(&owner_a).send().await.assert_problem(404);
     // An id that could not even be a vendor is not found either (no 400 that would hint).
-    stack
-        .call(Method::GET, "/vendors/BETA%23PROFILE")
-        .token(&owner_a)
-        .send()
-        .await
-        .assert_problem(404);
+    stack.call(Method::GET, "/vendors/BETA%23PROFILE").token(&owner_a).send().await.assert_problem(404);
     assert!(stack.key_violations().await.is_empty());
 }

@@ -24,10 +24,7 @@ async fn onboarding_listing_pages_and_duplicate_ids() {
     let id = generated.json["id"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 26);
     assert_eq!(generated.json["timezone"], "UTC");
-    assert_eq!(
-        generated.headers["location"],
-        format!("/vendors/{id}").as_str()
-    );
+    assert_eq!(generated.headers["location"], format!("/vendors/{id}").as_str());
 
     let duplicate = stack
         .call(Method::POST, "/vendors")
@@ -49,13 +46,7 @@ async fn onboarding_listing_pages_and_duplicate_ids() {
         let page = stack.call(Method::GET, &path).token(&admin).send().await;
         page.assert_status(200);
         pages += 1;
-        seen.extend(
-            page.json["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["id"].as_str().unwrap().to_owned()),
-        );
+        seen.extend(page.json["items"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()));
         match page.json["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
@@ -70,26 +61,11 @@ async fn onboarding_listing_pages_and_duplicate_ids() {
 
     // Cursors are opaque and bound to their listing: a forged one pointing into a tenant's
     // partition, or garbage, is refused.
-    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(r#"{"PK":"V#page-1","SK":"PROFILE"}"#);
-    let reply = stack
-        .call(Method::GET, &format!("/vendors?cursor={forged}"))
-        .token(&admin)
-        .send()
-        .await;
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"PK":"V#page-1","SK":"PROFILE"}"#);
+    let reply = stack.call(Method::GET, &format!("/vendors?cursor={forged}")).token(&admin).send().await;
     assert!(reply.assert_problem(400).ends_with("/malformed-request"));
-    stack
-        .call(Method::GET, "/vendors?cursor=%25%25")
-        .token(&admin)
-        .send()
-        .await
-        .assert_problem(400);
-    stack
-        .call(Method::GET, "/vendors?limit=1000")
-        .token(&admin)
-        .send()
-        .await
-        .assert_problem(422);
+    stack.call(Method::GET, "/vendors?cursor=%25%25").token(&admin).send().await.assert_problem(400);
+    stack.call(Method::GET, "/vendors?limit=1000").token(&admin).send().await.assert_problem(422);
 }
 
 #[tokio::test]
@@ -105,13 +81,7 @@ async fn suspension_freezes_staff_writes_but_keeps_reads_and_data() {
         .await
         .assert_status(200);
 
-    stack
-        .call(Method::POST, "/vendors/frozen/suspend")
-        .token(&admin)
-        .json(&json!({}))
-        .send()
-        .await
-        .assert_problem(422);
+    stack.call(Method::POST, "/vendors/frozen/suspend").token(&admin).json(&json!({})).send().await.assert_problem(422);
     let suspended = stack
         .call(Method::POST, "/vendors/frozen/suspend")
         .token(&admin)
@@ -131,13 +101,7 @@ async fn suspension_freezes_staff_writes_but_keeps_reads_and_data() {
     assert_eq!(suspended.etag(), "\"v2\"");
     assert_eq!(again.etag(), "\"v2\"");
 
-    let etag = stack
-        .call(Method::GET, "/vendors/frozen/shipping")
-        .token(&owner)
-        .send()
-        .await
-        .assert_status(200)
-        .etag();
+    let etag = stack.call(Method::GET, "/vendors/frozen/shipping").token(&owner).send().await.assert_status(200).etag();
     let reply = stack
         .call(Method::PUT, "/vendors/frozen/shipping")
         .token(&owner)
@@ -155,18 +119,10 @@ async fn suspension_freezes_staff_writes_but_keeps_reads_and_data() {
         .send()
         .await
         .assert_status(200);
-    let listed = stack
-        .call(Method::GET, "/vendors")
-        .token(&admin)
-        .send()
-        .await;
+    let listed = stack.call(Method::GET, "/vendors").token(&admin).send().await;
     assert_eq!(listed.json["items"][0]["status"], "suspended");
 
-    let reactivated = stack
-        .call(Method::POST, "/vendors/frozen/reactivate")
-        .token(&admin)
-        .send()
-        .await;
+    let reactivated = stack.call(Method::POST, "/vendors/frozen/reactivate").token(&admin).send().await;
     reactivated.assert_status(200);
     assert_eq!(reactivated.json["status"], "active");
     assert!(reactivated.json["suspended_reason"].is_null());
@@ -194,13 +150,7 @@ async fn suspension_freezes_staff_writes_but_keeps_reads_and_data() {
         .send()
         .await
         .assert_problem(404);
-    assert!(
-        stack
-            .all_items()
-            .await
-            .iter()
-            .all(|item| !format!("{:?}", item.get("PK")).contains("ghost"))
-    );
+    assert!(stack.all_items().await.iter().all(|item| !format!("{:?}", item.get("PK")).contains("ghost")));
 }
 
 #[tokio::test]
@@ -227,37 +177,17 @@ async fn shipping_quote_prices_by_zone_weight_value_and_threshold() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|o| {
-                (
-                    o["method_id"].as_str().unwrap().to_owned(),
-                    o["amount_minor"].as_i64().unwrap(),
-                )
-            })
+            .map(|o| (o["method_id"].as_str().unwrap().to_owned(), o["amount_minor"].as_i64().unwrap()))
             .collect()
     };
     let light = quote("DE", 800, 2_000).send().await;
-    assert_eq!(
-        priced(&light),
-        [
-            ("eu-standard".to_owned(), 490),
-            ("eu-express".to_owned(), 1490)
-        ]
-    );
+    assert_eq!(priced(&light), [("eu-standard".to_owned(), 490), ("eu-express".to_owned(), 1490)]);
     let heavy_rich = quote("FR", 4_000, 12_000).send().await;
-    assert_eq!(
-        priced(&heavy_rich),
-        [
-            ("eu-standard".to_owned(), 0),
-            ("eu-express".to_owned(), 1990)
-        ]
-    );
+    assert_eq!(priced(&heavy_rich), [("eu-standard".to_owned(), 0), ("eu-express".to_owned(), 1990)]);
     assert_eq!(heavy_rich.json["options"][0]["free"], true);
     let too_heavy = quote("NL", 25_000, 100).send().await;
     assert_eq!(priced(&too_heavy), [("eu-express".to_owned(), 1490)]);
-    assert_eq!(
-        priced(&quote("US", 100, 100).send().await),
-        [("na-flat".to_owned(), 2490)]
-    );
+    assert_eq!(priced(&quote("US", 100, 100).send().await), [("na-flat".to_owned(), 2490)]);
     let nowhere = quote("JP", 100, 100).send().await;
     nowhere.assert_status(200);
     assert_eq!(nowhere.json["options"], json!([]));

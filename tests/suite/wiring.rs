@@ -9,9 +9,7 @@ use lambda_http::request::LambdaRequest;
 
 /// Decodes a sample event the way the Lambda runtime adapter does.
 fn decode_event(event: serde_json::Value) -> Result<lambda_http::Request, String> {
-    serde_json::from_value::<LambdaRequest>(event)
-        .map(Into::into)
-        .map_err(|e| e.to_string())
+    serde_json::from_value::<LambdaRequest>(event).map(Into::into).map_err(|e| e.to_string())
 }
 
 fn names_in(dir: &str, extension: &str) -> BTreeSet<String> {
@@ -31,39 +29,48 @@ fn template_binaries_events_and_routes_match_both_ways() {
     let in_template: BTreeSet<String> = functions.iter().map(|f| f.binary.clone()).collect();
     let binaries = names_in("functions/src/bin", ".rs");
     let events = names_in("events", ".json");
-    let routes: BTreeSet<String> = bestow::routes::ALL
+    let routes_and_workers: BTreeSet<String> = bestow::routes::ALL
         .iter()
         .map(|r| r.function.to_owned())
+        .chain(bestow::jobs::registry::ALL.iter().map(|w| w.function.to_owned()))
         .collect();
-    assert_eq!(
-        in_template.len(),
-        functions.len(),
-        "one binary per function"
-    );
-    assert_eq!(
-        in_template, binaries,
-        "template functions vs functions/src/bin"
-    );
+    assert_eq!(in_template.len(), functions.len(), "one binary per function");
+    assert_eq!(in_template, binaries, "template functions vs functions/src/bin");
     assert_eq!(in_template, events, "template functions vs events/");
-    assert_eq!(in_template, routes, "template functions vs the route list");
+    assert_eq!(in_template, routes_and_workers, "template functions vs the route list and the job registry");
 
     for function in &functions {
-        let route = bestow::routes::by_function(&function.binary).unwrap();
-        assert_eq!(
-            function.http,
-            Some((route.method.to_owned(), route.path.to_owned())),
-            "{}",
-            function.logical_id
-        );
-        let source = std::fs::read_to_string(
-            workspace_root().join(format!("functions/src/bin/{}.rs", function.binary)),
-        )
-        .unwrap();
-        assert!(
-            source.lines().count() <= 10,
-            "{} is wiring only",
-            function.binary
-        );
+        match bestow::routes::by_function(&function.binary) {
+            Some(route) => assert_eq!(
+                function.http,
+                Some((route.method.to_owned(), route.path.to_owned())),
+                "{}",
+                function.logical_id
+            ),
+            None => {
+                // A worker: fed by its own queue, which has a dead-letter queue, reporting
+                // partial batch failures.
+                let source = template.queue_source(&function.binary).expect("a worker has an SQS event");
+                assert!(source.report_batch_item_failures, "{} reports batch item failures", function.binary);
+                let queue = template.queues().into_iter().find(|q| q.logical_id == source.queue_logical_id).unwrap();
+                let (dead_letter, max_receive) = queue.dead_letter.expect("every job queue has a dead-letter queue");
+                assert!(max_receive >= 2, "{}", queue.logical_id);
+                let visibility = queue.visibility_timeout_s.unwrap_or(30);
+                let timeout = template.root()["Globals"]["Function"]["Timeout"].as_i64().unwrap();
+                assert!(
+                    visibility >= 6 * timeout,
+                    "{}: visibility timeout below 6x the function timeout",
+                    queue.logical_id
+                );
+                let alarm_id = format!("{}Alarm", dead_letter.trim_end_matches("Queue"));
+                let alarm = template.root()["Resources"][alarm_id.as_str()].clone();
+                assert_eq!(alarm["Type"].as_str(), Some("AWS::CloudWatch::Alarm"), "{dead_letter} has an alarm");
+            }
+        }
+        let source =
+            std::fs::read_to_string(workspace_root().join(format!("functions/src/bin/{}.rs", function.binary)))
+                .unwrap();
+        assert!(source.lines().count() <= 10, "{} is wiring only", function.binary);
     }
 }
 
@@ -71,22 +78,12 @@ fn template_binaries_events_and_routes_match_both_ways() {
 fn every_sample_event_is_an_api_gateway_v2_event_of_its_route() {
     for route in bestow::routes::ALL {
         let event = crate::support::event(route.function);
-        assert_eq!(
-            event["routeKey"],
-            format!("{} {}", route.method, route.path),
-            "{}",
-            route.function
-        );
+        assert_eq!(event["routeKey"], format!("{} {}", route.method, route.path), "{}", route.function);
         assert_eq!(event["requestContext"]["http"]["method"], route.method);
-        let request =
-            decode_event(event.clone()).unwrap_or_else(|e| panic!("{}: {e}", route.function));
+        let request = decode_event(event.clone()).unwrap_or_else(|e| panic!("{}: {e}", route.function));
         assert_eq!(request.method().as_str(), route.method);
         if route.request.is_some() {
-            assert!(
-                event["body"].is_string(),
-                "{} has a sample body",
-                route.function
-            );
+            assert!(event["body"].is_string(), "{} has a sample body", route.function);
         }
     }
 }
@@ -94,13 +91,8 @@ fn every_sample_event_is_an_api_gateway_v2_event_of_its_route() {
 #[test]
 fn openapi_documents_exactly_the_templates_routes_and_is_committed() {
     let template = Template::load_default().unwrap();
-    let from_template: BTreeSet<(String, String)> = template
-        .functions()
-        .into_iter()
-        .filter_map(|f| f.http)
-        .collect();
-    let document: serde_json::Value =
-        serde_json::from_str(&bestow::openapi::to_json(bestow::routes::ALL)).unwrap();
+    let from_template: BTreeSet<(String, String)> = template.functions().into_iter().filter_map(|f| f.http).collect();
+    let document: serde_json::Value = serde_json::from_str(&bestow::openapi::to_json(bestow::routes::ALL)).unwrap();
     assert_eq!(document["openapi"], "3.1.0");
     let mut documented = BTreeSet::new();
     for (path, item) in document["paths"].as_object().unwrap() {
@@ -115,15 +107,24 @@ fn openapi_documents_exactly_the_templates_routes_and_is_committed() {
     let text = document.to_string();
     for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
         let name = part.split('"').next().unwrap();
-        assert!(
-            document["components"]["schemas"][name].is_object(),
-            "dangling $ref {name}"
-        );
+        assert!(document["components"]["schemas"][name].is_object(), "dangling $ref {name}");
     }
-    let committed =
-        std::fs::read_to_string(workspace_root().join("openapi.json")).unwrap_or_default();
+    let committed = std::fs::read_to_string(workspace_root().join("openapi.json")).unwrap_or_default();
     assert!(
         committed == bestow::openapi::to_json(bestow::routes::ALL),
         "openapi.json is stale: cargo run -q -p bestow-infra --bin bestow-local -- openapi > openapi.json"
     );
+}
+
+#[test]
+fn every_worker_sample_event_is_an_sqs_batch_of_its_job_type() {
+    for worker in bestow::jobs::registry::ALL {
+        let event: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_value(crate::support::event(worker.function)).unwrap();
+        assert!(!event.records.is_empty(), "{}", worker.function);
+        for record in event.records {
+            let envelope: bestow::jobs::Envelope = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+            assert_eq!(envelope.job_type, worker.job_type);
+        }
+    }
 }

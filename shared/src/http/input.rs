@@ -24,19 +24,11 @@ impl Input {
         let path_params = req.path_parameters();
         let query = req.query_string_parameters();
         let (parts, body) = req.into_parts();
-        Self {
-            request_id,
-            headers: parts.headers,
-            path_params,
-            query,
-            body,
-        }
+        Self { request_id, headers: parts.headers, path_params, query, body }
     }
 
     pub fn path(&self, name: &str) -> Result<&str, ApiError> {
-        self.path_params
-            .first(name)
-            .ok_or_else(|| ApiError::internal(format!("route has no path parameter {name}")))
+        self.path_params.first(name).ok_or_else(|| ApiError::internal(format!("route has no path parameter {name}")))
     }
 
     pub fn query(&self, name: &str) -> Option<&str> {
@@ -77,18 +69,13 @@ impl Input {
             .strip_prefix('v')
             .and_then(|v| v.parse().ok())
             .map(Some)
-            .ok_or_else(|| {
-                ApiError::PreconditionFailed(
-                    "If-Match does not name a version of this resource".to_owned(),
-                )
-            })
+            .ok_or_else(|| ApiError::PreconditionFailed("If-Match does not name a version of this resource".to_owned()))
     }
 
     pub fn require_if_match(&self) -> Result<u64, ApiError> {
         self.if_match()?.ok_or_else(|| {
             ApiError::PreconditionRequired(
-                "send If-Match with the ETag you read, to avoid overwriting newer changes"
-                    .to_owned(),
+                "send If-Match with the ETag you read, to avoid overwriting newer changes".to_owned(),
             )
         })
     }
@@ -99,9 +86,7 @@ impl Input {
         if let Some(content_type) = self.header("content-type") {
             let media = content_type.split(';').next().unwrap_or_default().trim();
             if !media.eq_ignore_ascii_case("application/json") {
-                return Err(ApiError::UnsupportedMediaType(format!(
-                    "send application/json, not {media}"
-                )));
+                return Err(ApiError::UnsupportedMediaType(format!("send application/json, not {media}")));
             }
         }
         let bytes: &[u8] = match &self.body {

@@ -8,9 +8,7 @@ mod route;
 pub use input::{Input, MAX_BODY_BYTES};
 pub use lambda_http::Error as LambdaError;
 pub use output::ApiResponse;
-pub use route::{
-    BoxFuture, Handler, HandlerResult, PlatformCtx, RouteDef, SchemaRef, TenantCtx, schema,
-};
+pub use route::{BoxFuture, Handler, HandlerResult, PlatformCtx, RouteDef, SchemaRef, TenantCtx, schema};
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -65,12 +63,7 @@ pub async fn handle(app: &App, route: &'static RouteDef, req: Request) -> Respon
     .await
 }
 
-async fn run(
-    app: &App,
-    route: &'static RouteDef,
-    req: Request,
-    request_id: String,
-) -> HandlerResult {
+async fn run(app: &App, route: &'static RouteDef, req: Request, request_id: String) -> HandlerResult {
     let principal = guard::principal(&req)?;
     let input = Input::from_request(req, request_id);
     match route.handler {
@@ -82,24 +75,14 @@ async fn run(
                 // Writes need a live vendor: a suspended vendor's staff keep read access only.
                 crate::vendors::service::ensure_writable(app, &scope, &principal).await?;
             }
-            run(TenantCtx {
-                app: app.clone(),
-                scope,
-                input,
-            })
-            .await
+            run(TenantCtx { app: app.clone(), scope, input }).await
         }
         Handler::Platform { run } => {
             let scope = guard::platform_scope(&principal)?;
             if let Ok(vendor) = input.path("vendorId") {
                 tracing::Span::current().record("vendor_id", vendor);
             }
-            run(PlatformCtx {
-                app: app.clone(),
-                scope,
-                input,
-            })
-            .await
+            run(PlatformCtx { app: app.clone(), scope, input }).await
         }
     }
 }

@@ -15,12 +15,7 @@ pub struct ApiResponse {
 impl ApiResponse {
     pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Self, ApiError> {
         let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
-        Ok(Self {
-            status,
-            content_type: "application/json",
-            body: Some(body),
-            headers: Vec::new(),
-        })
+        Ok(Self { status, content_type: "application/json", body: Some(body), headers: Vec::new() })
     }
 
     pub fn ok<T: Serialize>(value: &T) -> Result<Self, ApiError> {
@@ -28,12 +23,7 @@ impl ApiResponse {
     }
 
     pub fn no_content() -> Self {
-        Self {
-            status: 204,
-            content_type: "application/json",
-            body: None,
-            headers: Vec::new(),
-        }
+        Self { status: 204, content_type: "application/json", body: None, headers: Vec::new() }
     }
 
     /// Tags the response with the resource's version; clients send it back in `If-Match`.
@@ -49,12 +39,7 @@ impl ApiResponse {
 
     pub fn problem(err: &ApiError, instance: Option<String>) -> Self {
         let body = serde_json::to_vec(&err.to_problem(instance)).unwrap_or_default();
-        Self {
-            status: err.status(),
-            content_type: "application/problem+json",
-            body: Some(body),
-            headers: Vec::new(),
-        }
+        Self { status: err.status(), content_type: "application/problem+json", body: Some(body), headers: Vec::new() }
     }
 
     pub fn status(&self) -> u16 {

@@ -35,14 +35,9 @@ pub struct PlatformCtx {
 #[derive(Clone, Copy)]
 pub enum Handler {
     /// Under `/vendors/{vendorId}`; `roles` may call it (platform admins only if listed).
-    Tenant {
-        roles: &'static [Role],
-        run: fn(TenantCtx) -> BoxFuture<HandlerResult>,
-    },
+    Tenant { roles: &'static [Role], run: fn(TenantCtx) -> BoxFuture<HandlerResult> },
     /// Platform admins only.
-    Platform {
-        run: fn(PlatformCtx) -> BoxFuture<HandlerResult>,
-    },
+    Platform { run: fn(PlatformCtx) -> BoxFuture<HandlerResult> },
 }
 
 /// A type's OpenAPI name and schemas, captured as function pointers so routes stay `const`.
@@ -58,10 +53,7 @@ fn collect_schemas<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
 }
 
 pub const fn schema<T: ToSchema>() -> SchemaRef {
-    SchemaRef {
-        name: T::name,
-        collect: collect_schemas::<T>,
-    }
+    SchemaRef { name: T::name, collect: collect_schemas::<T> }
 }
 
 #[derive(Clone, Copy)]

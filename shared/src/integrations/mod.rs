@@ -1,4 +1,5 @@
-//! Third parties, each encapsulated behind one client type. Only `secrets` exists so far;
-//! Stripe, Shopify, Xero, SMTP and S3 clients join it in their issues.
+//! Third parties, each encapsulated behind one client type with typed methods. Stripe,
+//! Shopify, Xero and S3 clients join these in their issues.
 
 pub mod secrets;
+pub mod smtp;

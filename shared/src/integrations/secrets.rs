@@ -88,12 +88,7 @@ fn sdk_error(err: impl std::error::Error + 'static) -> SecretError {
 
 impl SecretStore {
     pub fn new(client: Client, prefix: String, ttl: Duration) -> Self {
-        Self {
-            client,
-            prefix: prefix.into(),
-            ttl,
-            cache: Arc::default(),
-        }
+        Self { client, prefix: prefix.into(), ttl, cache: Arc::default() }
     }
 
     /// The secret name for a vendor's integration; built only from a tenant scope.
@@ -103,22 +98,12 @@ impl SecretStore {
 
     /// Reads the version of a vendor's credentials that its configuration names, from the
     /// cache while fresh (versions never change, the TTL only bounds memory and revocation).
-    pub async fn get<S: VendorSecret>(
-        &self,
-        scope: &TenantScope,
-        at: &SecretRef,
-    ) -> Result<S, SecretError> {
+    pub async fn get<S: VendorSecret>(&self, scope: &TenantScope, at: &SecretRef) -> Result<S, SecretError> {
         let name = self.name_for::<S>(scope);
         let key = (name.clone(), at.version_id.clone());
         let cached = {
-            let cache = self
-                .cache
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            cache
-                .get(&key)
-                .filter(|c| c.fetched.elapsed() < self.ttl)
-                .map(|c| Arc::clone(&c.json))
+            let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            cache.get(&key).filter(|c| c.fetched.elapsed() < self.ttl).map(|c| Arc::clone(&c.json))
         };
         let json = match cached {
             Some(json) => json,
@@ -131,21 +116,10 @@ impl SecretStore {
                     .send()
                     .await
                     .map_err(sdk_error)?;
-                let json: Arc<str> = out
-                    .secret_string
-                    .ok_or_else(|| SecretError::Malformed { name: name.clone() })?
-                    .into();
-                let mut cache = self
-                    .cache
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                cache.insert(
-                    key,
-                    Cached {
-                        fetched: Instant::now(),
-                        json: Arc::clone(&json),
-                    },
-                );
+                let json: Arc<str> =
+                    out.secret_string.ok_or_else(|| SecretError::Malformed { name: name.clone() })?.into();
+                let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                cache.insert(key, Cached { fetched: Instant::now(), json: Arc::clone(&json) });
                 json
             }
         };
@@ -154,60 +128,29 @@ impl SecretStore {
 
     /// Writes a new version of a vendor's credentials (creating the secret the first time)
     /// and returns where it is; the caller records that in the vendor's configuration.
-    pub async fn put<S: VendorSecret>(
-        &self,
-        scope: &TenantScope,
-        value: &S,
-    ) -> Result<SecretRef, SecretError> {
+    pub async fn put<S: VendorSecret>(&self, scope: &TenantScope, value: &S) -> Result<SecretRef, SecretError> {
         let name = self.name_for::<S>(scope);
-        let json = serde_json::to_string(value)
-            .map_err(|_| SecretError::Malformed { name: name.clone() })?;
+        let json = serde_json::to_string(value).map_err(|_| SecretError::Malformed { name: name.clone() })?;
         let version_id = match self.put_version(&name, &json).await? {
             Some(version) => version,
             None => match self.create(scope, &name, &json, S::NAME).await? {
                 Some(version) => version,
                 // Created concurrently by another request: write our version on top.
-                None => self
-                    .put_version(&name, &json)
-                    .await?
-                    .ok_or_else(|| SecretError::Sdk(format!("{name} vanished")))?,
+                None => {
+                    self.put_version(&name, &json).await?.ok_or_else(|| SecretError::Sdk(format!("{name} vanished")))?
+                }
             },
         };
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.insert(
-            (name, version_id.clone()),
-            Cached {
-                fetched: Instant::now(),
-                json: json.into(),
-            },
-        );
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.insert((name, version_id.clone()), Cached { fetched: Instant::now(), json: json.into() });
         Ok(SecretRef { version_id })
     }
 
     /// `None` when the secret does not exist yet.
     async fn put_version(&self, name: &str, json: &str) -> Result<Option<String>, SecretError> {
-        match self
-            .client
-            .put_secret_value()
-            .secret_id(name)
-            .secret_string(json)
-            .send()
-            .await
-        {
-            Ok(out) => out
-                .version_id
-                .map(Some)
-                .ok_or_else(|| SecretError::Sdk(format!("{name}: no version id"))),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(None)
-            }
+        match self.client.put_secret_value().secret_id(name).secret_string(json).send().await {
+            Ok(out) => out.version_id.map(Some).ok_or_else(|| SecretError::Sdk(format!("{name}: no version id"))),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
             Err(err) => Err(sdk_error(err)),
         }
     }
@@ -225,32 +168,13 @@ impl SecretStore {
             .create_secret()
             .name(name)
             .secret_string(json)
-            .tags(
-                Tag::builder()
-                    .key("bestow:vendor")
-                    .value(scope.vendor_id().as_str())
-                    .build(),
-            )
-            .tags(
-                Tag::builder()
-                    .key("bestow:integration")
-                    .value(integration)
-                    .build(),
-            )
+            .tags(Tag::builder().key("bestow:vendor").value(scope.vendor_id().as_str()).build())
+            .tags(Tag::builder().key("bestow:integration").value(integration).build())
             .send()
             .await;
         match created {
-            Ok(out) => out
-                .version_id
-                .map(Some)
-                .ok_or_else(|| SecretError::Sdk(format!("{name}: no version id"))),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_exists_exception()) =>
-            {
-                Ok(None)
-            }
+            Ok(out) => out.version_id.map(Some).ok_or_else(|| SecretError::Sdk(format!("{name}: no version id"))),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => Ok(None),
             Err(err) => Err(sdk_error(err)),
         }
     }
@@ -268,13 +192,7 @@ mod tests {
             user: String,
             password: Redacted,
         }
-        let shown = format!(
-            "{:?}",
-            Creds {
-                user: "u".into(),
-                password: Redacted::new("hunter2")
-            }
-        );
+        let shown = format!("{:?}", Creds { user: "u".into(), password: Redacted::new("hunter2") });
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("[redacted]"));
         assert_eq!(serde_json::to_string(&Redacted::new("x")).unwrap(), "\"x\"");

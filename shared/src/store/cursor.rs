@@ -21,11 +21,8 @@ impl Cursor {
     }
 
     pub fn decode(raw: &str) -> Result<Self, StoreError> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(raw)
-            .map_err(|_| StoreError::BadCursor("not base64url"))?;
-        let map =
-            serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor("not a cursor"))?;
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| StoreError::BadCursor("not base64url"))?;
+        let map = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor("not a cursor"))?;
         Ok(Self(map))
     }
 
@@ -33,9 +30,7 @@ impl Cursor {
         key.iter()
             .map(|(name, value)| match value {
                 AttributeValue::S(s) => Ok((name.clone(), s.clone())),
-                _ => Err(StoreError::Corrupt(format!(
-                    "key attribute {name} is not a string"
-                ))),
+                _ => Err(StoreError::Corrupt(format!("key attribute {name} is not a string"))),
             })
             .collect::<Result<_, _>>()
             .map(Self)
@@ -53,35 +48,19 @@ impl Cursor {
         if self.0.get(partition_attr).map(String::as_str) != Some(partition) {
             return Err(StoreError::BadCursor("it belongs to another listing"));
         }
-        let sort = self
-            .0
-            .get(sort_attr)
-            .ok_or(StoreError::BadCursor("it has no position"))?;
+        let sort = self.0.get(sort_attr).ok_or(StoreError::BadCursor("it has no position"))?;
         if sort_prefix.is_some_and(|prefix| !sort.starts_with(prefix)) {
             return Err(StoreError::BadCursor("it belongs to another listing"));
         }
         // Exactly the key attributes of the queried table or index: anything else would make
         // DynamoDB refuse the start key (a 500) or point the page somewhere else.
         let table_keys = [super::attr::PK, super::attr::SK];
-        let index_keys = [
-            super::attr::PK,
-            super::attr::SK,
-            super::attr::GSI1_PK,
-            super::attr::GSI1_SK,
-        ];
-        let expected: &[&str] = if partition_attr == super::attr::PK {
-            &table_keys
-        } else {
-            &index_keys
-        };
+        let index_keys = [super::attr::PK, super::attr::SK, super::attr::GSI1_PK, super::attr::GSI1_SK];
+        let expected: &[&str] = if partition_attr == super::attr::PK { &table_keys } else { &index_keys };
         if self.0.len() != expected.len() || expected.iter().any(|k| !self.0.contains_key(*k)) {
             return Err(StoreError::BadCursor("it has the wrong key attributes"));
         }
-        Ok(self
-            .0
-            .iter()
-            .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
-            .collect())
+        Ok(self.0.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect())
     }
 }
 
@@ -90,12 +69,7 @@ mod tests {
     use super::*;
 
     fn cursor(pairs: &[(&str, &str)]) -> Cursor {
-        Cursor(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
+        Cursor(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
     }
 
     #[test]
@@ -109,19 +83,10 @@ mod tests {
         assert!(Cursor::decode("%%%").is_err());
         let extra = cursor(&[("PK", "V#a"), ("SK", "ITEM#2"), ("GSI1PK", "x")]);
         assert!(extra.start_key("PK", "V#a", "SK", None).is_err());
-        let index = cursor(&[
-            ("PK", "V#a"),
-            ("SK", "ITEM#2"),
-            ("GSI1PK", "V#a#X"),
-            ("GSI1SK", "1"),
-        ]);
+        let index = cursor(&[("PK", "V#a"), ("SK", "ITEM#2"), ("GSI1PK", "V#a#X"), ("GSI1SK", "1")]);
         assert!(index.start_key("GSI1PK", "V#a#X", "GSI1SK", None).is_ok());
         let partial = cursor(&[("GSI1PK", "V#a#X"), ("GSI1SK", "1")]);
-        assert!(
-            partial
-                .start_key("GSI1PK", "V#a#X", "GSI1SK", None)
-                .is_err()
-        );
+        assert!(partial.start_key("GSI1PK", "V#a#X", "GSI1SK", None).is_err());
         assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("[1]")).is_err());
     }
 }

@@ -13,10 +13,7 @@ pub fn new_id() -> String {
     for (i, byte) in random.iter().enumerate() {
         value |= (*byte as u128) << (8 * (9 - i));
     }
-    (0..26)
-        .rev()
-        .map(|i| ALPHABET[((value >> (5 * i)) & 0x1f) as usize] as char)
-        .collect()
+    (0..26).rev().map(|i| ALPHABET[((value >> (5 * i)) & 0x1f) as usize] as char).collect()
 }
 
 #[cfg(test)]
@@ -28,9 +25,6 @@ mod tests {
         let b = super::new_id();
         assert_eq!(a.len(), 26);
         assert!(a < b, "{a} !< {b}");
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        );
+        assert!(a.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     }
 }

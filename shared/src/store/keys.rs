@@ -28,10 +28,13 @@ pub fn tenant_partition(scope: &TenantScope) -> String {
 
 /// A key in the vendor's main partition.
 pub fn tenant_key(scope: &TenantScope, sk: impl Into<String>) -> Key {
-    Key {
-        pk: tenant_partition(scope),
-        sk: sk.into(),
-    }
+    Key { pk: tenant_partition(scope), sk: sk.into() }
+}
+
+/// An idempotency record (of a job or of an HTTP request): one partition per record under
+/// the vendor's prefix, so a burst of jobs never heats a single key.
+pub fn idempotency_key(scope: &TenantScope, kind: &str, key: &str) -> Key {
+    Key { pk: format!("{}#IDEMPOTENCY#{kind}#{key}", tenant_partition(scope)), sk: "IDEMPOTENCY".to_owned() }
 }
 
 /// True when `pk` (or a GSI partition key) belongs to `vendor`: the whole-table audit in the
@@ -53,10 +56,7 @@ pub fn vendor_directory_partition(_scope: &PlatformScope) -> String {
 /// A vendor's own entry in the directory (kept in step with its profile in one
 /// transaction). Built from the vendor's scope, so it can only ever name that vendor.
 pub fn vendor_directory_entry(scope: &TenantScope) -> Key {
-    Key {
-        pk: VENDOR_DIRECTORY.to_owned(),
-        sk: format!("{VENDOR_DIRECTORY_SK_PREFIX}{}", scope.vendor_id()),
-    }
+    Key { pk: VENDOR_DIRECTORY.to_owned(), sk: format!("{VENDOR_DIRECTORY_SK_PREFIX}{}", scope.vendor_id()) }
 }
 
 /// Sort keys of the vendor's configuration items.

@@ -11,7 +11,7 @@ mod table;
 
 pub use cursor::Cursor;
 pub use keys::Key;
-pub use table::{Condition, Item, Page, QueryPage, Table, Versioned, decode, encode};
+pub use table::{Condition, Expression, Item, Page, PutOutcome, QueryPage, Table, Versioned, decode, encode};
 
 use crate::error::ApiError;
 
@@ -28,16 +28,7 @@ pub mod attr {
     pub const EXPIRES_AT_EPOCH_S: &str = "expires_at_epoch_s";
     pub const GSI1: &str = "GSI1";
     /// Every attribute the store adds around an entity's own fields.
-    pub const RESERVED: &[&str] = &[
-        PK,
-        SK,
-        GSI1_PK,
-        GSI1_SK,
-        VERSION,
-        VENDOR_ID,
-        ENTITY,
-        EXPIRES_AT_EPOCH_S,
-    ];
+    pub const RESERVED: &[&str] = &[PK, SK, GSI1_PK, GSI1_SK, VERSION, VENDOR_ID, ENTITY, EXPIRES_AT_EPOCH_S];
 }
 
 #[derive(Debug, thiserror::Error)]

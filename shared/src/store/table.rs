@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -31,6 +32,29 @@ pub enum Condition {
 pub struct Table {
     client: Client,
     name: Arc<str>,
+}
+
+/// A condition expression with its `#name` and `:value` placeholders.
+pub struct Expression {
+    pub text: &'static str,
+    pub names: Vec<(&'static str, &'static str)>,
+    pub values: Vec<(&'static str, AttributeValue)>,
+}
+
+impl Expression {
+    fn names(&self) -> HashMap<String, String> {
+        self.names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+    }
+}
+
+pub enum PutOutcome {
+    Written,
+    /// The condition failed; the item as it was, if there was one.
+    Refused(Option<Item>),
 }
 
 /// One page of a Query.
@@ -58,10 +82,7 @@ where
 
 impl Table {
     pub fn new(client: Client, name: impl Into<Arc<str>>) -> Self {
-        Self {
-            client,
-            name: name.into(),
-        }
+        Self { client, name: name.into() }
     }
 
     pub fn name(&self) -> &str {
@@ -104,11 +125,100 @@ impl Table {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// A put under a custom condition. When the condition fails, the item as it was
+    /// (`ReturnValuesOnConditionCheckFailure: ALL_OLD`) comes back in `Refused`, so the caller
+    /// can decide without a second read.
+    pub async fn put_unless(&self, item: Item, condition: &Expression) -> Result<PutOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&*self.name)
+            .set_item(Some(item))
+            .condition_expression(condition.text)
+            .set_expression_attribute_names(Some(condition.names()))
+            .set_expression_attribute_values(condition.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Written),
+            Err(err) => match err.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(e) => Ok(PutOutcome::Refused(e.item)),
+                other => Err(StoreError::Sdk(DisplayErrorContext(other).to_string())),
+            },
+        }
+    }
+
+    /// `SET`s attributes of an existing item under a condition.
+    pub async fn update(
+        &self,
+        key: &Key,
+        set: &[(&str, AttributeValue)],
+        remove: &[&str],
+        condition: &Expression,
+    ) -> Result<(), StoreError> {
+        let mut names = condition.names();
+        let mut values = condition.values().unwrap_or_default();
+        let mut assignments = Vec::new();
+        for (i, (name, value)) in set.iter().enumerate() {
+            names.insert(format!("#set{i}"), (*name).to_owned());
+            values.insert(format!(":set{i}"), value.clone());
+            assignments.push(format!("#set{i} = :set{i}"));
+        }
+        let mut expression = format!("SET {}", assignments.join(", "));
+        if !remove.is_empty() {
+            for (i, name) in remove.iter().enumerate() {
+                names.insert(format!("#rm{i}"), (*name).to_owned());
+            }
+            expression.push_str(&format!(
+                " REMOVE {}",
+                (0..remove.len()).map(|i| format!("#rm{i}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&*self.name)
+            .key(attr::PK, AttributeValue::S(key.pk.clone()))
+            .key(attr::SK, AttributeValue::S(key.sk.clone()))
+            .update_expression(expression)
+            .condition_expression(condition.text)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// Deletes an item under a condition.
+    pub async fn delete(&self, key: &Key, condition: &Expression) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&*self.name)
+            .key(attr::PK, AttributeValue::S(key.pk.clone()))
+            .key(attr::SK, AttributeValue::S(key.sk.clone()))
+            .condition_expression(condition.text)
+            .set_expression_attribute_names(Some(condition.names()))
+            .set_expression_attribute_values(condition.values())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Err(StoreError::ConditionFailed)
             }
             Err(err) => Err(sdk_error(err)),
@@ -116,11 +226,7 @@ impl Table {
     }
 
     /// A put for use inside [`Table::transact`].
-    pub fn transact_put(
-        &self,
-        item: Item,
-        condition: Condition,
-    ) -> Result<TransactWriteItem, StoreError> {
+    pub fn transact_put(&self, item: Item, condition: Condition) -> Result<TransactWriteItem, StoreError> {
         let (expression, names, values) = condition_parts(condition);
         let put = Put::builder()
             .table_name(&*self.name)
@@ -135,12 +241,7 @@ impl Table {
 
     /// All-or-nothing write of up to 100 items.
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(err) => match err.as_service_error() {
@@ -165,10 +266,8 @@ impl Table {
             None => (attr::PK, attr::SK),
             Some(_) => (attr::GSI1_PK, attr::GSI1_SK),
         };
-        let start = q
-            .cursor
-            .map(|c| c.start_key(pk_attr, &q.partition, sk_attr, q.sort_prefix.as_deref()))
-            .transpose()?;
+        let start =
+            q.cursor.map(|c| c.start_key(pk_attr, &q.partition, sk_attr, q.sort_prefix.as_deref())).transpose()?;
         let mut request = self
             .client
             .query()
@@ -186,42 +285,23 @@ impl Table {
             None => request.key_condition_expression("#pk = :pk"),
         };
         let out = request.send().await.map_err(sdk_error)?;
-        let next = out
-            .last_evaluated_key
-            .as_ref()
-            .map(Cursor::from_last_key)
-            .transpose()?;
-        Ok(Page {
-            items: out.items.unwrap_or_default(),
-            next,
-        })
+        let next = out.last_evaluated_key.as_ref().map(Cursor::from_last_key).transpose()?;
+        Ok(Page { items: out.items.unwrap_or_default(), next })
     }
 }
 
-type ConditionParts = (
-    Option<&'static str>,
-    Option<HashMap<String, String>>,
-    Option<HashMap<String, AttributeValue>>,
-);
+type ConditionParts = (Option<&'static str>, Option<HashMap<String, String>>, Option<HashMap<String, AttributeValue>>);
 
 fn condition_parts(condition: Condition) -> ConditionParts {
     match condition {
         Condition::Always => (None, None, None),
-        Condition::NotExists => (
-            Some("attribute_not_exists(#pk)"),
-            Some(HashMap::from([("#pk".to_owned(), attr::PK.to_owned())])),
-            None,
-        ),
+        Condition::NotExists => {
+            (Some("attribute_not_exists(#pk)"), Some(HashMap::from([("#pk".to_owned(), attr::PK.to_owned())])), None)
+        }
         Condition::VersionIs(version) => (
             Some("#version = :expected"),
-            Some(HashMap::from([(
-                "#version".to_owned(),
-                attr::VERSION.to_owned(),
-            )])),
-            Some(HashMap::from([(
-                ":expected".to_owned(),
-                AttributeValue::N(version.to_string()),
-            )])),
+            Some(HashMap::from([("#version".to_owned(), attr::VERSION.to_owned())])),
+            Some(HashMap::from([(":expected".to_owned(), AttributeValue::N(version.to_string()))])),
         ),
     }
 }
@@ -242,32 +322,20 @@ pub fn encode<T: Serialize>(
     version: u64,
     value: &T,
 ) -> Result<Item, StoreError> {
-    let mut item: Item =
-        serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     item.insert(attr::PK.to_owned(), AttributeValue::S(key.pk.clone()));
     item.insert(attr::SK.to_owned(), AttributeValue::S(key.sk.clone()));
-    item.insert(
-        attr::ENTITY.to_owned(),
-        AttributeValue::S(entity.to_owned()),
-    );
-    item.insert(
-        attr::VERSION.to_owned(),
-        AttributeValue::N(version.to_string()),
-    );
+    item.insert(attr::ENTITY.to_owned(), AttributeValue::S(entity.to_owned()));
+    item.insert(attr::VERSION.to_owned(), AttributeValue::N(version.to_string()));
     if let Some(vendor) = vendor {
-        item.insert(
-            attr::VENDOR_ID.to_owned(),
-            AttributeValue::S(vendor.to_string()),
-        );
+        item.insert(attr::VENDOR_ID.to_owned(), AttributeValue::S(vendor.to_string()));
     }
     Ok(item)
 }
 
 pub fn decode<T: DeserializeOwned>(mut item: Item) -> Result<Versioned<T>, StoreError> {
     let version = match item.get(attr::VERSION) {
-        Some(AttributeValue::N(n)) => n
-            .parse()
-            .map_err(|_| StoreError::Corrupt("version is not a number".into()))?,
+        Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt("version is not a number".into()))?,
         _ => return Err(StoreError::Corrupt("item has no version".into())),
     };
     // The shared attributes are the store's, not the entity's (entities may deny unknown fields).

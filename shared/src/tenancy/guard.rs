@@ -4,7 +4,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
 use super::principal::{Principal, Role};
-use super::scope::{PlatformScope, TenantScope, VendorId};
+use super::scope::{InvalidVendorId, PlatformScope, TenantScope, VendorId};
 use crate::error::ApiError;
 
 /// Reads the JWT authorizer's claims from the API Gateway v2 request context. Locally the
@@ -12,46 +12,41 @@ use crate::error::ApiError;
 /// code path.
 pub fn principal(req: &Request) -> Result<Principal, ApiError> {
     let claims = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.jwt.as_ref())
-            .map(|jwt| &jwt.claims),
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|jwt| &jwt.claims)
+        }
         _ => None,
     };
-    let claims =
-        claims.ok_or_else(|| ApiError::Unauthorized("a bearer token is required".to_owned()))?;
+    let claims = claims.ok_or_else(|| ApiError::Unauthorized("a bearer token is required".to_owned()))?;
     Principal::from_claims(claims)
 }
 
 /// Scope for a route under `/vendors/{vendorId}`. Another vendor's id is answered as if it
 /// did not exist (404), before the role is looked at, so ids of other tenants leak nothing.
-pub fn tenant_scope(
-    principal: &Principal,
-    path_vendor: &str,
-    allowed: &[Role],
-) -> Result<TenantScope, ApiError> {
+pub fn tenant_scope(principal: &Principal, path_vendor: &str, allowed: &[Role]) -> Result<TenantScope, ApiError> {
     let not_found = || ApiError::NotFound(format!("vendor {path_vendor} not found"));
     let vendor_id = VendorId::parse(path_vendor).map_err(|_| not_found())?;
     if principal.role != Role::PlatformAdmin && principal.vendor_id.as_ref() != Some(&vendor_id) {
         return Err(not_found());
     }
     if !allowed.contains(&principal.role) {
-        return Err(ApiError::Forbidden(format!(
-            "role {} may not use this route",
-            principal.role
-        )));
+        return Err(ApiError::Forbidden(format!("role {} may not use this route", principal.role)));
     }
     Ok(TenantScope::new(vendor_id, principal))
 }
 
 pub fn platform_scope(principal: &Principal) -> Result<PlatformScope, ApiError> {
     if principal.role != Role::PlatformAdmin {
-        return Err(ApiError::Forbidden(
-            "this route is for platform admins".to_owned(),
-        ));
+        return Err(ApiError::Forbidden("this route is for platform admins".to_owned()));
     }
     Ok(PlatformScope::new(principal))
+}
+
+/// Scope for a job from its envelope's vendor id: the job runtime's edge, as the guard is the
+/// HTTP handler's. A malformed id is refused (the message is then a permanent failure).
+pub fn job_scope(vendor: &str, job_type: &str) -> Result<TenantScope, InvalidVendorId> {
+    let principal = Principal { user_id: format!("job:{job_type}"), role: Role::System, vendor_id: None };
+    Ok(TenantScope::new(VendorId::parse(vendor)?, &principal))
 }
 
 #[cfg(test)]
@@ -59,11 +54,7 @@ mod tests {
     use super::*;
 
     fn staff(vendor: &str, role: Role) -> Principal {
-        Principal {
-            user_id: "u".into(),
-            role,
-            vendor_id: Some(VendorId::parse(vendor).unwrap()),
-        }
+        Principal { user_id: "u".into(), role, vendor_id: Some(VendorId::parse(vendor).unwrap()) }
     }
 
     #[test]
@@ -74,34 +65,15 @@ mod tests {
         assert_eq!(err.status(), 403);
         let scope = tenant_scope(&staff("a", Role::Owner), "a", &[Role::Owner]).unwrap();
         assert_eq!(scope.vendor_id().as_str(), "a");
-        assert_eq!(
-            tenant_scope(&staff("a", Role::Owner), "A#x", &[Role::Owner])
-                .unwrap_err()
-                .status(),
-            404
-        );
+        assert_eq!(tenant_scope(&staff("a", Role::Owner), "A#x", &[Role::Owner]).unwrap_err().status(), 404);
     }
 
     #[test]
     fn platform_admins_reach_any_vendor_only_where_the_route_allows_them() {
-        let admin = Principal {
-            user_id: "p".into(),
-            role: Role::PlatformAdmin,
-            vendor_id: None,
-        };
+        let admin = Principal { user_id: "p".into(), role: Role::PlatformAdmin, vendor_id: None };
         assert!(tenant_scope(&admin, "b", &[Role::PlatformAdmin, Role::Owner]).is_ok());
-        assert_eq!(
-            tenant_scope(&admin, "b", &[Role::Owner])
-                .unwrap_err()
-                .status(),
-            403
-        );
+        assert_eq!(tenant_scope(&admin, "b", &[Role::Owner]).unwrap_err().status(), 403);
         assert!(platform_scope(&admin).is_ok());
-        assert_eq!(
-            platform_scope(&staff("a", Role::Owner))
-                .unwrap_err()
-                .status(),
-            403
-        );
+        assert_eq!(platform_scope(&staff("a", Role::Owner)).unwrap_err().status(), 403);
     }
 }

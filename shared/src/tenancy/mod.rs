@@ -10,4 +10,4 @@ mod principal;
 mod scope;
 
 pub use principal::{Principal, Role};
-pub use scope::{PlatformScope, TenantScope, VendorId};
+pub use scope::{InvalidVendorId, PlatformScope, TenantScope, VendorId};

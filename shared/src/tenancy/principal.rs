@@ -18,17 +18,13 @@ pub enum Role {
     Manager,
     Fulfillment,
     Buyer,
+    /// A job running for a vendor; never granted by a token (not in `PRECEDENCE`).
+    System,
 }
 
 impl Role {
     /// Highest privilege first: a user in several groups acts with the first that matches.
-    const PRECEDENCE: [Role; 5] = [
-        Role::PlatformAdmin,
-        Role::Owner,
-        Role::Manager,
-        Role::Fulfillment,
-        Role::Buyer,
-    ];
+    const PRECEDENCE: [Role; 5] = [Role::PlatformAdmin, Role::Owner, Role::Manager, Role::Fulfillment, Role::Buyer];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +33,7 @@ impl Role {
             Role::Manager => "manager",
             Role::Fulfillment => "fulfillment",
             Role::Buyer => "buyer",
+            Role::System => "system",
         }
     }
 }
@@ -67,10 +64,7 @@ impl Principal {
     /// `cognito:groups` arrive as one string like `"[owner manager]"`.
     pub fn from_claims(claims: &HashMap<String, String>) -> Result<Self, ApiError> {
         let unauthorized = |why: &str| ApiError::Unauthorized(why.to_owned());
-        if claims
-            .get(CLAIM_TOKEN_USE)
-            .is_some_and(|use_| use_ != "access")
-        {
+        if claims.get(CLAIM_TOKEN_USE).is_some_and(|use_| use_ != "access") {
             return Err(unauthorized("an access token is required"));
         }
         let user_id = claims
@@ -78,31 +72,21 @@ impl Principal {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| unauthorized("the token has no subject"))?
             .clone();
-        let groups = claims
-            .get(CLAIM_GROUPS)
-            .map(|g| parse_array_claim(g))
-            .unwrap_or_default();
+        let groups = claims.get(CLAIM_GROUPS).map(|g| parse_array_claim(g)).unwrap_or_default();
         let role = Role::PRECEDENCE
             .into_iter()
             .find(|role| groups.iter().any(|g| g == role.as_str()))
             .ok_or_else(|| ApiError::Forbidden("the caller has no Bestow role".to_owned()))?;
         let vendor_id = match (role, claims.get(CLAIM_VENDOR).filter(|v| !v.is_empty())) {
             (Role::PlatformAdmin, _) => None,
-            (_, Some(raw)) => Some(
-                VendorId::parse(raw)
-                    .map_err(|_| unauthorized("the token's vendor claim is invalid"))?,
-            ),
+            (_, Some(raw)) => {
+                Some(VendorId::parse(raw).map_err(|_| unauthorized("the token's vendor claim is invalid"))?)
+            }
             (_, None) => {
-                return Err(ApiError::Forbidden(
-                    "the caller belongs to no vendor".to_owned(),
-                ));
+                return Err(ApiError::Forbidden("the caller belongs to no vendor".to_owned()));
             }
         };
-        Ok(Self {
-            user_id,
-            role,
-            vendor_id,
-        })
+        Ok(Self { user_id, role, vendor_id })
     }
 }
 
@@ -123,20 +107,14 @@ mod tests {
     use super::*;
 
     fn claims(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
     fn array_claims_in_every_shape_the_authorizer_sends() {
         assert_eq!(parse_array_claim("[owner manager]"), ["owner", "manager"]);
         assert_eq!(parse_array_claim("owner"), ["owner"]);
-        assert_eq!(
-            parse_array_claim("[\"owner\",\"buyer\"]"),
-            ["owner", "buyer"]
-        );
+        assert_eq!(parse_array_claim("[\"owner\",\"buyer\"]"), ["owner", "buyer"]);
         assert!(parse_array_claim("[]").is_empty());
     }
 
@@ -151,36 +129,20 @@ mod tests {
         assert_eq!(p.role, Role::Owner);
         assert_eq!(p.vendor_id.unwrap().as_str(), "v1");
 
-        let err = Principal::from_claims(&claims(&[("sub", "u1"), ("cognito:groups", "[owner]")]))
-            .unwrap_err();
+        let err = Principal::from_claims(&claims(&[("sub", "u1"), ("cognito:groups", "[owner]")])).unwrap_err();
         assert_eq!(err.status(), 403);
 
-        let admin = Principal::from_claims(&claims(&[
-            ("sub", "a"),
-            ("cognito:groups", "[platform_admin]"),
-        ]))
-        .unwrap();
+        let admin = Principal::from_claims(&claims(&[("sub", "a"), ("cognito:groups", "[platform_admin]")])).unwrap();
         assert_eq!(admin.vendor_id, None);
     }
 
     #[test]
     fn id_tokens_and_unknown_groups_are_refused() {
-        let id_token = claims(&[
-            ("sub", "u"),
-            ("cognito:groups", "[owner]"),
-            ("custom:vendor_id", "v"),
-            ("token_use", "id"),
-        ]);
+        let id_token =
+            claims(&[("sub", "u"), ("cognito:groups", "[owner]"), ("custom:vendor_id", "v"), ("token_use", "id")]);
         assert_eq!(Principal::from_claims(&id_token).unwrap_err().status(), 401);
-        let stranger = claims(&[
-            ("sub", "u"),
-            ("cognito:groups", "[admins]"),
-            ("custom:vendor_id", "v"),
-        ]);
+        let stranger = claims(&[("sub", "u"), ("cognito:groups", "[admins]"), ("custom:vendor_id", "v")]);
         assert_eq!(Principal::from_claims(&stranger).unwrap_err().status(), 403);
-        assert_eq!(
-            Principal::from_claims(&claims(&[])).unwrap_err().status(),
-            401
-        );
+        assert_eq!(Principal::from_claims(&claims(&[])).unwrap_err().status(), 401);
     }
 }

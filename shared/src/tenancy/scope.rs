@@ -17,14 +17,8 @@ pub struct InvalidVendorId;
 impl VendorId {
     pub fn parse(raw: &str) -> Result<Self, InvalidVendorId> {
         let valid = (1..=64).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if valid {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(InvalidVendorId)
-        }
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if valid { Ok(Self(raw.to_owned())) } else { Err(InvalidVendorId) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -54,13 +48,7 @@ pub struct TenantScope {
 
 impl TenantScope {
     pub(super) fn new(vendor_id: VendorId, principal: &Principal) -> Self {
-        Self {
-            vendor_id,
-            actor: Actor {
-                user_id: principal.user_id.clone(),
-                role: principal.role,
-            },
-        }
+        Self { vendor_id, actor: Actor { user_id: principal.user_id.clone(), role: principal.role } }
     }
 
     pub fn vendor_id(&self) -> &VendorId {
@@ -80,12 +68,7 @@ pub struct PlatformScope {
 
 impl PlatformScope {
     pub(super) fn new(principal: &Principal) -> Self {
-        Self {
-            actor: Actor {
-                user_id: principal.user_id.clone(),
-                role: principal.role,
-            },
-        }
+        Self { actor: Actor { user_id: principal.user_id.clone(), role: principal.role } }
     }
 
     pub fn actor(&self) -> &Actor {
@@ -95,9 +78,6 @@ impl PlatformScope {
     /// A platform admin acting on one vendor (create, suspend): the only way from the
     /// platform scope into a tenant's partition, and it needs the admin's scope in hand.
     pub fn tenant(&self, vendor_id: VendorId) -> TenantScope {
-        TenantScope {
-            vendor_id,
-            actor: self.actor.clone(),
-        }
+        TenantScope { vendor_id, actor: self.actor.clone() }
     }
 }

@@ -127,22 +127,13 @@ impl ShippingRules {
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if !is_currency(&self.currency) {
-            errors.push(FieldError::new(
-                "/currency",
-                "must be an ISO 4217 code such as EUR",
-            ));
+            errors.push(FieldError::new("/currency", "must be an ISO 4217 code such as EUR"));
         }
         if self.zones.len() > MAX_ZONES {
-            errors.push(FieldError::new(
-                "/zones",
-                format!("at most {MAX_ZONES} zones"),
-            ));
+            errors.push(FieldError::new("/zones", format!("at most {MAX_ZONES} zones")));
         }
         if self.methods.len() > MAX_METHODS {
-            errors.push(FieldError::new(
-                "/methods",
-                format!("at most {MAX_METHODS} methods"),
-            ));
+            errors.push(FieldError::new("/methods", format!("at most {MAX_METHODS} methods")));
         }
         let mut zone_ids = std::collections::HashSet::new();
         let mut seen_countries = std::collections::HashMap::new();
@@ -150,32 +141,18 @@ impl ShippingRules {
             let at = format!("/zones/{z}");
             check_slug(&zone.id, &format!("{at}/id"), &mut errors);
             if !zone_ids.insert(zone.id.as_str()) {
-                errors.push(FieldError::new(
-                    format!("{at}/id"),
-                    format!("zone id {} is used twice", zone.id),
-                ));
+                errors.push(FieldError::new(format!("{at}/id"), format!("zone id {} is used twice", zone.id)));
             }
             check_name(&zone.name, &format!("{at}/name"), &mut errors);
             if zone.countries.is_empty() {
-                errors.push(FieldError::new(
-                    format!("{at}/countries"),
-                    "a zone needs at least one country",
-                ));
+                errors.push(FieldError::new(format!("{at}/countries"), "a zone needs at least one country"));
             }
             for (c, country) in zone.countries.iter().enumerate() {
                 let at = format!("{at}/countries/{c}");
                 if !is_country(country) {
-                    errors.push(FieldError::new(
-                        at,
-                        format!("{country} is not an ISO 3166-1 alpha-2 country code"),
-                    ));
-                } else if let Some(other) =
-                    seen_countries.insert(country.as_str(), zone.id.as_str())
-                {
-                    errors.push(FieldError::new(
-                        at,
-                        format!("{country} is already in zone {other}"),
-                    ));
+                    errors.push(FieldError::new(at, format!("{country} is not an ISO 3166-1 alpha-2 country code")));
+                } else if let Some(other) = seen_countries.insert(country.as_str(), zone.id.as_str()) {
+                    errors.push(FieldError::new(at, format!("{country} is already in zone {other}")));
                 }
             }
         }
@@ -184,38 +161,24 @@ impl ShippingRules {
             let at = format!("/methods/{m}");
             check_slug(&method.id, &format!("{at}/id"), &mut errors);
             if !method_ids.insert(method.id.as_str()) {
-                errors.push(FieldError::new(
-                    format!("{at}/id"),
-                    format!("method id {} is used twice", method.id),
-                ));
+                errors.push(FieldError::new(format!("{at}/id"), format!("method id {} is used twice", method.id)));
             }
             check_name(&method.name, &format!("{at}/name"), &mut errors);
             if !zone_ids.contains(method.zone_id.as_str()) {
-                errors.push(FieldError::new(
-                    format!("{at}/zone_id"),
-                    format!("there is no zone {}", method.zone_id),
-                ));
+                errors.push(FieldError::new(format!("{at}/zone_id"), format!("there is no zone {}", method.zone_id)));
             }
             if let Some(threshold) = method.free_over_minor {
                 check_amount(threshold, &format!("{at}/free_over_minor"), &mut errors);
             }
             let at = format!("{at}/rate");
             match &method.rate {
-                Rate::Flat { amount_minor } => {
-                    check_amount(*amount_minor, &format!("{at}/amount_minor"), &mut errors)
-                }
+                Rate::Flat { amount_minor } => check_amount(*amount_minor, &format!("{at}/amount_minor"), &mut errors),
                 Rate::Weight { bands } => {
-                    let bounds: Vec<(i64, i64)> = bands
-                        .iter()
-                        .map(|b| (b.up_to_grams, b.amount_minor))
-                        .collect();
+                    let bounds: Vec<(i64, i64)> = bands.iter().map(|b| (b.up_to_grams, b.amount_minor)).collect();
                     check_bands(&bounds, &at, "up_to_grams", &mut errors);
                 }
                 Rate::OrderValue { bands } => {
-                    let bounds: Vec<(i64, i64)> = bands
-                        .iter()
-                        .map(|b| (b.up_to_minor, b.amount_minor))
-                        .collect();
+                    let bounds: Vec<(i64, i64)> = bands.iter().map(|b| (b.up_to_minor, b.amount_minor)).collect();
                     check_bands(&bounds, &at, "up_to_minor", &mut errors);
                 }
             }
@@ -225,17 +188,8 @@ impl ShippingRules {
 
     /// The methods that can carry a parcel of `weight_grams` worth `order_value_minor` to
     /// `country`, cheapest first. Empty when no zone covers the country.
-    pub fn quote(
-        &self,
-        country: &str,
-        weight_grams: i64,
-        order_value_minor: i64,
-    ) -> Vec<QuoteOption> {
-        let Some(zone) = self
-            .zones
-            .iter()
-            .find(|z| z.countries.iter().any(|c| c == country))
-        else {
+    pub fn quote(&self, country: &str, weight_grams: i64, order_value_minor: i64) -> Vec<QuoteOption> {
+        let Some(zone) = self.zones.iter().find(|z| z.countries.iter().any(|c| c == country)) else {
             return Vec::new();
         };
         let mut options: Vec<QuoteOption> = self
@@ -243,19 +197,15 @@ impl ShippingRules {
             .iter()
             .filter(|m| m.zone_id == zone.id)
             .filter_map(|m| {
-                let free = m
-                    .free_over_minor
-                    .is_some_and(|threshold| order_value_minor >= threshold);
+                let free = m.free_over_minor.is_some_and(|threshold| order_value_minor >= threshold);
                 let amount = match &m.rate {
                     Rate::Flat { amount_minor } => Some(*amount_minor),
-                    Rate::Weight { bands } => bands
-                        .iter()
-                        .find(|b| weight_grams <= b.up_to_grams)
-                        .map(|b| b.amount_minor),
-                    Rate::OrderValue { bands } => bands
-                        .iter()
-                        .find(|b| order_value_minor <= b.up_to_minor)
-                        .map(|b| b.amount_minor),
+                    Rate::Weight { bands } => {
+                        bands.iter().find(|b| weight_grams <= b.up_to_grams).map(|b| b.amount_minor)
+                    }
+                    Rate::OrderValue { bands } => {
+                        bands.iter().find(|b| order_value_minor <= b.up_to_minor).map(|b| b.amount_minor)
+                    }
                 };
                 // A free method still needs a band that holds the parcel: weight limits are physical.
                 amount.map(|amount| QuoteOption {
@@ -267,21 +217,14 @@ impl ShippingRules {
                 })
             })
             .collect();
-        options.sort_by(|a, b| {
-            a.amount_minor
-                .cmp(&b.amount_minor)
-                .then_with(|| a.method_id.cmp(&b.method_id))
-        });
+        options.sort_by(|a, b| a.amount_minor.cmp(&b.amount_minor).then_with(|| a.method_id.cmp(&b.method_id)));
         options
     }
 }
 
 fn check_bands(bands: &[(i64, i64)], at: &str, bound_name: &str, errors: &mut Vec<FieldError>) {
     if bands.is_empty() || bands.len() > MAX_BANDS {
-        errors.push(FieldError::new(
-            format!("{at}/bands"),
-            format!("1 to {MAX_BANDS} bands"),
-        ));
+        errors.push(FieldError::new(format!("{at}/bands"), format!("1 to {MAX_BANDS} bands")));
     }
     let mut previous = 0;
     for (i, (bound, amount)) in bands.iter().enumerate() {
@@ -289,9 +232,7 @@ fn check_bands(bands: &[(i64, i64)], at: &str, bound_name: &str, errors: &mut Ve
         if *bound <= previous || *bound > MAX_AMOUNT {
             errors.push(FieldError::new(
                 format!("{band_at}/{bound_name}"),
-                format!(
-                    "must be greater than {previous} (the band before) and at most {MAX_AMOUNT}"
-                ),
+                format!("must be greater than {previous} (the band before) and at most {MAX_AMOUNT}"),
             ));
         }
         previous = (*bound).max(previous);
@@ -301,23 +242,15 @@ fn check_bands(bands: &[(i64, i64)], at: &str, bound_name: &str, errors: &mut Ve
 
 fn check_amount(amount: i64, at: &str, errors: &mut Vec<FieldError>) {
     if !(0..=MAX_AMOUNT).contains(&amount) {
-        errors.push(FieldError::new(
-            at,
-            format!("must be from 0 to {MAX_AMOUNT} (minor units)"),
-        ));
+        errors.push(FieldError::new(at, format!("must be from 0 to {MAX_AMOUNT} (minor units)")));
     }
 }
 
 pub(crate) fn check_slug(value: &str, at: &str, errors: &mut Vec<FieldError>) {
     let ok = (1..=40).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !ok {
-        errors.push(FieldError::new(
-            at,
-            "1-40 characters of a-z, 0-9, '-' and '_'",
-        ));
+        errors.push(FieldError::new(at, "1-40 characters of a-z, 0-9, '-' and '_'"));
     }
 }
 
@@ -332,10 +265,7 @@ pub(crate) fn check_email(value: &str, at: &str, errors: &mut Vec<FieldError>) {
     let ok = value.len() <= 254
         && !value.chars().any(|c| c.is_whitespace() || c.is_control())
         && value.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         });
     if !ok {
         errors.push(FieldError::new(at, "must be an email address"));
@@ -347,17 +277,12 @@ pub(crate) fn check_host(value: &str, at: &str, errors: &mut Vec<FieldError>) {
     let ok = (1..=253).contains(&value.len())
         && value.split('.').all(|label| {
             (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
     if !ok {
-        errors.push(FieldError::new(
-            at,
-            "must be a host name such as smtp.example.com",
-        ));
+        errors.push(FieldError::new(at, "must be a host name such as smtp.example.com"));
     }
 }
 
@@ -368,15 +293,10 @@ pub(crate) fn check_timezone(value: &str, at: &str, errors: &mut Vec<FieldError>
             && value.contains('/')
             && value.split('/').all(|part| {
                 !part.is_empty()
-                    && part
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'+')
+                    && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'+')
             }));
     if !ok {
-        errors.push(FieldError::new(
-            at,
-            "must be an IANA time zone such as Europe/Berlin",
-        ));
+        errors.push(FieldError::new(at, "must be an IANA time zone such as Europe/Berlin"));
     }
 }
 
@@ -384,18 +304,13 @@ pub(crate) fn check_timezone(value: &str, at: &str, errors: &mut Vec<FieldError>
 pub(crate) fn check_bucket(value: &str, at: &str, errors: &mut Vec<FieldError>) {
     let bytes = value.as_bytes();
     let ok = (3..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
         && !value.contains("..")
         && !value.split('.').all(|p| p.parse::<u8>().is_ok());
     if !ok {
-        errors.push(FieldError::new(
-            at,
-            "must be a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')",
-        ));
+        errors.push(FieldError::new(at, "must be a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')"));
     }
 }
 
@@ -428,16 +343,8 @@ mod tests {
         ShippingRules {
             currency: "EUR".into(),
             zones: vec![
-                ShippingZone {
-                    id: "eu".into(),
-                    name: "EU".into(),
-                    countries: vec!["DE".into(), "FR".into()],
-                },
-                ShippingZone {
-                    id: "us".into(),
-                    name: "US".into(),
-                    countries: vec!["US".into()],
-                },
+                ShippingZone { id: "eu".into(), name: "EU".into(), countries: vec!["DE".into(), "FR".into()] },
+                ShippingZone { id: "us".into(), name: "US".into(), countries: vec!["US".into()] },
             ],
             methods: vec![
                 ShippingMethod {
@@ -446,14 +353,8 @@ mod tests {
                     zone_id: "eu".into(),
                     rate: Rate::Weight {
                         bands: vec![
-                            WeightBand {
-                                up_to_grams: 1000,
-                                amount_minor: 500,
-                            },
-                            WeightBand {
-                                up_to_grams: 5000,
-                                amount_minor: 900,
-                            },
+                            WeightBand { up_to_grams: 1000, amount_minor: 500 },
+                            WeightBand { up_to_grams: 5000, amount_minor: 900 },
                         ],
                     },
                     free_over_minor: Some(10_000),
@@ -464,14 +365,8 @@ mod tests {
                     zone_id: "eu".into(),
                     rate: Rate::OrderValue {
                         bands: vec![
-                            ValueBand {
-                                up_to_minor: 5_000,
-                                amount_minor: 1_500,
-                            },
-                            ValueBand {
-                                up_to_minor: MAX_AMOUNT,
-                                amount_minor: 2_500,
-                            },
+                            ValueBand { up_to_minor: 5_000, amount_minor: 1_500 },
+                            ValueBand { up_to_minor: MAX_AMOUNT, amount_minor: 2_500 },
                         ],
                     },
                     free_over_minor: None,
@@ -480,9 +375,7 @@ mod tests {
                     id: "us-flat".into(),
                     name: "US flat".into(),
                     zone_id: "us".into(),
-                    rate: Rate::Flat {
-                        amount_minor: 2_000,
-                    },
+                    rate: Rate::Flat { amount_minor: 2_000 },
                     free_over_minor: None,
                 },
             ],
@@ -499,10 +392,7 @@ mod tests {
         let r = rules();
         let light = r.quote("DE", 800, 2_000);
         assert_eq!(
-            light
-                .iter()
-                .map(|o| (o.method_id.as_str(), o.amount_minor))
-                .collect::<Vec<_>>(),
+            light.iter().map(|o| (o.method_id.as_str(), o.amount_minor)).collect::<Vec<_>>(),
             [("std", 500), ("express", 1_500)]
         );
         let heavy_but_free = r.quote("FR", 4_000, 12_000);
@@ -512,13 +402,7 @@ mod tests {
         assert_eq!(heavy_but_free[1].amount_minor, 2_500);
         // Past the last weight band, even free shipping cannot carry it.
         let too_heavy = r.quote("DE", 6_000, 20_000);
-        assert_eq!(
-            too_heavy
-                .iter()
-                .map(|o| o.method_id.as_str())
-                .collect::<Vec<_>>(),
-            ["express"]
-        );
+        assert_eq!(too_heavy.iter().map(|o| o.method_id.as_str()).collect::<Vec<_>>(), ["express"]);
         assert_eq!(r.quote("US", 10, 10)[0].amount_minor, 2_000);
         assert!(r.quote("JP", 10, 10).is_empty());
     }
@@ -531,14 +415,8 @@ mod tests {
         r.zones[1].countries.push("XX".into());
         r.methods[0].rate = Rate::Weight {
             bands: vec![
-                WeightBand {
-                    up_to_grams: 1000,
-                    amount_minor: -1,
-                },
-                WeightBand {
-                    up_to_grams: 900,
-                    amount_minor: 5,
-                },
+                WeightBand { up_to_grams: 1000, amount_minor: -1 },
+                WeightBand { up_to_grams: 900, amount_minor: 5 },
             ],
         };
         r.methods[2].zone_id = "nowhere".into();
@@ -670,14 +548,8 @@ mod settings_tests {
 
     #[test]
     fn stripe_keys_by_prefix() {
-        assert_eq!(
-            stripe_key_mode("pk_test_abcdefgh12", &["pk"]),
-            Some(StripeMode::Test)
-        );
-        assert_eq!(
-            stripe_key_mode("rk_live_abcdefgh12", &["sk", "rk"]),
-            Some(StripeMode::Live)
-        );
+        assert_eq!(stripe_key_mode("pk_test_abcdefgh12", &["pk"]), Some(StripeMode::Test));
+        assert_eq!(stripe_key_mode("rk_live_abcdefgh12", &["sk", "rk"]), Some(StripeMode::Live));
         assert_eq!(stripe_key_mode("sk_test_short", &["sk"]), None);
         assert_eq!(stripe_key_mode("pk_test_abcdefgh12", &["sk"]), None);
         assert_eq!(stripe_key_mode("pk_prod_abcdefgh12", &["pk"]), None);

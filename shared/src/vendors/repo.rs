@@ -5,13 +5,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::model::{
-    ShippingRules, SmtpSettings, StorageSettings, StripeSettings, Vendor, VendorSummary,
-};
+use super::model::{ShippingRules, SmtpSettings, StorageSettings, StripeSettings, Vendor, VendorSummary};
 use crate::store::keys::{self, sk};
-use crate::store::{
-    Condition, Cursor, Page, QueryPage, StoreError, Table, Versioned, decode, encode,
-};
+use crate::store::{Condition, Cursor, Page, QueryPage, StoreError, Table, Versioned, decode, encode};
 use crate::tenancy::{PlatformScope, TenantScope};
 
 /// A configuration document stored as one item in the vendor's partition.
@@ -51,42 +47,20 @@ impl<'a> VendorRepo<'a> {
     }
 
     pub async fn profile(&self) -> Result<Option<Versioned<Vendor>>, StoreError> {
-        let item = self
-            .table
-            .get(&keys::tenant_key(self.scope, sk::PROFILE))
-            .await?;
+        let item = self.table.get(&keys::tenant_key(self.scope, sk::PROFILE)).await?;
         item.map(decode).transpose()
     }
 
     /// Writes the profile and its directory entry together. `expected` is the version read
     /// (`None` to create). Returns the new version.
-    pub async fn save_profile(
-        &self,
-        vendor: &Vendor,
-        expected: Option<u64>,
-    ) -> Result<u64, StoreError> {
+    pub async fn save_profile(&self, vendor: &Vendor, expected: Option<u64>) -> Result<u64, StoreError> {
         let version = expected.map_or(1, |v| v + 1);
         let condition = expected.map_or(Condition::NotExists, Condition::VersionIs);
         let vendor_id = Some(self.scope.vendor_id());
-        let profile = encode(
-            &keys::tenant_key(self.scope, sk::PROFILE),
-            PROFILE_ENTITY,
-            vendor_id,
-            version,
-            vendor,
-        )?;
-        let entry = encode(
-            &keys::vendor_directory_entry(self.scope),
-            DIRECTORY_ENTITY,
-            None,
-            version,
-            &vendor.summary(),
-        )?;
-        let entry_condition = if expected.is_none() {
-            Condition::NotExists
-        } else {
-            Condition::Always
-        };
+        let profile = encode(&keys::tenant_key(self.scope, sk::PROFILE), PROFILE_ENTITY, vendor_id, version, vendor)?;
+        let entry =
+            encode(&keys::vendor_directory_entry(self.scope), DIRECTORY_ENTITY, None, version, &vendor.summary())?;
+        let entry_condition = if expected.is_none() { Condition::NotExists } else { Condition::Always };
         self.table
             .transact(vec![
                 self.table.transact_put(profile, condition)?,
@@ -102,25 +76,11 @@ impl<'a> VendorRepo<'a> {
     }
 
     /// Creates (`expected = None`) or replaces the version read. Returns the new version.
-    pub async fn put_config<T: ConfigItem>(
-        &self,
-        value: &T,
-        expected: Option<u64>,
-    ) -> Result<u64, StoreError> {
+    pub async fn put_config<T: ConfigItem>(&self, value: &T, expected: Option<u64>) -> Result<u64, StoreError> {
         let version = expected.map_or(1, |v| v + 1);
-        let item = encode(
-            &keys::tenant_key(self.scope, T::SK),
-            T::ENTITY,
-            Some(self.scope.vendor_id()),
-            version,
-            value,
-        )?;
-        self.table
-            .put(
-                item,
-                expected.map_or(Condition::NotExists, Condition::VersionIs),
-            )
-            .await?;
+        let item =
+            encode(&keys::tenant_key(self.scope, T::SK), T::ENTITY, Some(self.scope.vendor_id()), version, value)?;
+        self.table.put(item, expected.map_or(Condition::NotExists, Condition::VersionIs)).await?;
         Ok(version)
     }
 }
@@ -151,10 +111,7 @@ impl<'a> VendorDirectory<'a> {
                 cursor,
             })
             .await?;
-        let vendors = items
-            .into_iter()
-            .map(|item| decode(item).map(|v| v.value))
-            .collect::<Result<_, _>>()?;
+        let vendors = items.into_iter().map(|item| decode(item).map(|v| v.value)).collect::<Result<_, _>>()?;
         Ok((vendors, next))
     }
 }

@@ -6,31 +6,19 @@ use super::service;
 use crate::http::{ApiResponse, Handler, HandlerResult, PlatformCtx, RouteDef, TenantCtx, schema};
 use crate::tenancy::Role;
 
-const STAFF: &[Role] = &[
-    Role::PlatformAdmin,
-    Role::Owner,
-    Role::Manager,
-    Role::Fulfillment,
-];
+const STAFF: &[Role] = &[Role::PlatformAdmin, Role::Owner, Role::Manager, Role::Fulfillment];
 const MANAGERS: &[Role] = &[Role::PlatformAdmin, Role::Owner, Role::Manager];
 /// Credentials: the vendor's owner (and a platform admin onboarding the vendor).
 const OWNERS: &[Role] = &[Role::PlatformAdmin, Role::Owner];
-const ANYONE_OF_THE_VENDOR: &[Role] = &[
-    Role::PlatformAdmin,
-    Role::Owner,
-    Role::Manager,
-    Role::Fulfillment,
-    Role::Buyer,
-];
+const ANYONE_OF_THE_VENDOR: &[Role] =
+    &[Role::PlatformAdmin, Role::Owner, Role::Manager, Role::Fulfillment, Role::Buyer];
 
 const BASE: RouteDef = RouteDef {
     function: "",
     method: "GET",
     path: "",
     summary: "",
-    handler: Handler::Platform {
-        run: |ctx| Box::pin(list_vendors(ctx)),
-    },
+    handler: Handler::Platform { run: |ctx| Box::pin(list_vendors(ctx)) },
     request: None,
     response: None,
     success: 200,
@@ -46,9 +34,7 @@ pub const CREATE_VENDOR: RouteDef = RouteDef {
     method: "POST",
     path: "/vendors",
     summary: "Onboard a vendor (platform admin)",
-    handler: Handler::Platform {
-        run: |ctx| Box::pin(create_vendor(ctx)),
-    },
+    handler: Handler::Platform { run: |ctx| Box::pin(create_vendor(ctx)) },
     request: Some(schema::<CreateVendorRequest>()),
     response: Some(schema::<VendorResponse>()),
     success: 201,
@@ -59,11 +45,7 @@ async fn create_vendor(ctx: PlatformCtx) -> HandlerResult {
     let req = ctx.input.json::<CreateVendorRequest>()?;
     let created = service::create_vendor(&ctx.app, &ctx.scope, req).await?;
     let location = format!("/vendors/{}", created.value.id);
-    Ok(
-        ApiResponse::json(201, &VendorResponse::from(created.value))?
-            .with_etag(created.version)
-            .with_location(location),
-    )
+    Ok(ApiResponse::json(201, &VendorResponse::from(created.value))?.with_etag(created.version).with_location(location))
 }
 
 pub const LIST_VENDORS: RouteDef = RouteDef {
@@ -85,9 +67,7 @@ pub const SUSPEND_VENDOR: RouteDef = RouteDef {
     method: "POST",
     path: "/vendors/{vendorId}/suspend",
     summary: "Suspend a vendor: its staff keep read access, nothing is deleted (platform admin)",
-    handler: Handler::Platform {
-        run: |ctx| Box::pin(suspend_vendor(ctx)),
-    },
+    handler: Handler::Platform { run: |ctx| Box::pin(suspend_vendor(ctx)) },
     request: Some(schema::<SuspendVendorRequest>()),
     response: Some(schema::<VendorResponse>()),
     ..BASE
@@ -105,9 +85,7 @@ pub const REACTIVATE_VENDOR: RouteDef = RouteDef {
     method: "POST",
     path: "/vendors/{vendorId}/reactivate",
     summary: "Lift a vendor's suspension (platform admin)",
-    handler: Handler::Platform {
-        run: |ctx| Box::pin(reactivate_vendor(ctx)),
-    },
+    handler: Handler::Platform { run: |ctx| Box::pin(reactivate_vendor(ctx)) },
     response: Some(schema::<VendorResponse>()),
     ..BASE
 };
@@ -124,10 +102,7 @@ pub const GET_VENDOR: RouteDef = RouteDef {
     function: "vendors-get",
     path: "/vendors/{vendorId}",
     summary: "Read the vendor's profile",
-    handler: Handler::Tenant {
-        roles: STAFF,
-        run: |ctx| Box::pin(get_vendor(ctx)),
-    },
+    handler: Handler::Tenant { roles: STAFF, run: |ctx| Box::pin(get_vendor(ctx)) },
     response: Some(schema::<VendorResponse>()),
     ..BASE
 };
@@ -142,10 +117,7 @@ pub const UPDATE_VENDOR: RouteDef = RouteDef {
     method: "PATCH",
     path: "/vendors/{vendorId}",
     summary: "Update the vendor's profile (If-Match required)",
-    handler: Handler::Tenant {
-        roles: MANAGERS,
-        run: |ctx| Box::pin(update_vendor(ctx)),
-    },
+    handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(update_vendor(ctx)) },
     request: Some(schema::<UpdateVendorRequest>()),
     response: Some(schema::<VendorResponse>()),
     conditional: true,
@@ -165,10 +137,7 @@ pub const GET_SHIPPING: RouteDef = RouteDef {
     function: "shipping-get",
     path: "/vendors/{vendorId}/shipping",
     summary: "Read the vendor's shipping rules",
-    handler: Handler::Tenant {
-        roles: STAFF,
-        run: |ctx| Box::pin(get_shipping(ctx)),
-    },
+    handler: Handler::Tenant { roles: STAFF, run: |ctx| Box::pin(get_shipping(ctx)) },
     response: Some(schema::<ShippingRules>()),
     ..BASE
 };
@@ -183,10 +152,7 @@ pub const PUT_SHIPPING: RouteDef = RouteDef {
     method: "PUT",
     path: "/vendors/{vendorId}/shipping",
     summary: "Replace the vendor's shipping rules (If-Match once they exist)",
-    handler: Handler::Tenant {
-        roles: MANAGERS,
-        run: |ctx| Box::pin(put_shipping(ctx)),
-    },
+    handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(put_shipping(ctx)) },
     request: Some(schema::<ShippingRules>()),
     response: Some(schema::<ShippingRules>()),
     conditional: true,
@@ -205,10 +171,7 @@ pub const QUOTE_SHIPPING: RouteDef = RouteDef {
     method: "POST",
     path: "/vendors/{vendorId}/shipping/quote",
     summary: "Price shipping of a parcel to a country with the vendor's rules",
-    handler: Handler::Tenant {
-        roles: ANYONE_OF_THE_VENDOR,
-        run: |ctx| Box::pin(quote_shipping(ctx)),
-    },
+    handler: Handler::Tenant { roles: ANYONE_OF_THE_VENDOR, run: |ctx| Box::pin(quote_shipping(ctx)) },
     request: Some(schema::<QuoteRequest>()),
     response: Some(schema::<QuoteResponse>()),
     safe: true,
@@ -226,10 +189,7 @@ pub const GET_SMTP: RouteDef = RouteDef {
     function: "smtp-get",
     path: "/vendors/{vendorId}/smtp",
     summary: "Read the vendor's SMTP settings (the password only as configured: true)",
-    handler: Handler::Tenant {
-        roles: MANAGERS,
-        run: |ctx| Box::pin(get_smtp(ctx)),
-    },
+    handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(get_smtp(ctx)) },
     response: Some(schema::<SmtpSettingsResponse>()),
     ..BASE
 };
@@ -244,10 +204,7 @@ pub const PUT_SMTP: RouteDef = RouteDef {
     method: "PUT",
     path: "/vendors/{vendorId}/smtp",
     summary: "Set the vendor's SMTP server; the password goes to Secrets Manager",
-    handler: Handler::Tenant {
-        roles: OWNERS,
-        run: |ctx| Box::pin(put_smtp(ctx)),
-    },
+    handler: Handler::Tenant { roles: OWNERS, run: |ctx| Box::pin(put_smtp(ctx)) },
     request: Some(schema::<SmtpSettingsRequest>()),
     response: Some(schema::<SmtpSettingsResponse>()),
     conditional: true,
@@ -267,10 +224,7 @@ pub const GET_STRIPE: RouteDef = RouteDef {
     function: "stripe-get",
     path: "/vendors/{vendorId}/stripe",
     summary: "Read the vendor's Stripe settings (secrets only as configured: true)",
-    handler: Handler::Tenant {
-        roles: MANAGERS,
-        run: |ctx| Box::pin(get_stripe(ctx)),
-    },
+    handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(get_stripe(ctx)) },
     response: Some(schema::<StripeSettingsResponse>()),
     ..BASE
 };
@@ -285,10 +239,7 @@ pub const PUT_STRIPE: RouteDef = RouteDef {
     method: "PUT",
     path: "/vendors/{vendorId}/stripe",
     summary: "Set the vendor's Stripe keys; secret key and webhook secret go to Secrets Manager",
-    handler: Handler::Tenant {
-        roles: OWNERS,
-        run: |ctx| Box::pin(put_stripe(ctx)),
-    },
+    handler: Handler::Tenant { roles: OWNERS, run: |ctx| Box::pin(put_stripe(ctx)) },
     request: Some(schema::<StripeSettingsRequest>()),
     response: Some(schema::<StripeSettingsResponse>()),
     conditional: true,
@@ -308,10 +259,7 @@ pub const GET_STORAGE: RouteDef = RouteDef {
     function: "storage-get",
     path: "/vendors/{vendorId}/storage",
     summary: "Read where the vendor's documents are stored",
-    handler: Handler::Tenant {
-        roles: MANAGERS,
-        run: |ctx| Box::pin(get_storage(ctx)),
-    },
+    handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(get_storage(ctx)) },
     response: Some(schema::<StorageSettings>()),
     ..BASE
 };
@@ -326,10 +274,7 @@ pub const PUT_STORAGE: RouteDef = RouteDef {
     method: "PUT",
     path: "/vendors/{vendorId}/storage",
     summary: "Set the S3 bucket and prefix for the vendor's documents",
-    handler: Handler::Tenant {
-        roles: OWNERS,
-        run: |ctx| Box::pin(put_storage(ctx)),
-    },
+    handler: Handler::Tenant { roles: OWNERS, run: |ctx| Box::pin(put_storage(ctx)) },
     request: Some(schema::<StorageSettingsRequest>()),
     response: Some(schema::<StorageSettings>()),
     conditional: true,

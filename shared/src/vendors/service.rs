@@ -9,17 +9,11 @@ use crate::store::{Cursor, StoreError, Versioned, ids};
 use crate::tenancy::{PlatformScope, Principal, Role, TenantScope, VendorId};
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn reject_if_any(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::validation(errors))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::validation(errors)) }
 }
 
 fn vendor_not_found(scope: &TenantScope) -> ApiError {
@@ -30,14 +24,10 @@ fn vendor_not_found(scope: &TenantScope) -> ApiError {
 fn write_conflict(err: StoreError, what: &str, expected: Option<u64>) -> ApiError {
     match (err, expected) {
         (StoreError::ConditionFailed | StoreError::TransactionConditionFailed { .. }, Some(_)) => {
-            ApiError::PreconditionFailed(format!(
-                "the {what} changed since you read it; read it again"
-            ))
+            ApiError::PreconditionFailed(format!("the {what} changed since you read it; read it again"))
         }
         (StoreError::ConditionFailed | StoreError::TransactionConditionFailed { .. }, None) => {
-            ApiError::PreconditionRequired(format!(
-                "the {what} exists: send If-Match with its ETag"
-            ))
+            ApiError::PreconditionRequired(format!("the {what} exists: send If-Match with its ETag"))
         }
         (other, _) => other.into(),
     }
@@ -45,19 +35,10 @@ fn write_conflict(err: StoreError, what: &str, expected: Option<u64>) -> ApiErro
 
 /// Before any write of a tenant route: the vendor exists, and its staff may write only
 /// while it is active (platform admins may still repair a suspended vendor).
-pub async fn ensure_writable(
-    app: &App,
-    scope: &TenantScope,
-    principal: &Principal,
-) -> Result<(), ApiError> {
-    let profile = VendorRepo::new(&app.table, scope)
-        .profile()
-        .await?
-        .ok_or_else(|| vendor_not_found(scope))?;
+pub async fn ensure_writable(app: &App, scope: &TenantScope, principal: &Principal) -> Result<(), ApiError> {
+    let profile = VendorRepo::new(&app.table, scope).profile().await?.ok_or_else(|| vendor_not_found(scope))?;
     if profile.value.status == VendorStatus::Suspended && principal.role != Role::PlatformAdmin {
-        return Err(ApiError::Forbidden(
-            "the vendor is suspended: its configuration is read-only".to_owned(),
-        ));
+        return Err(ApiError::Forbidden("the vendor is suspended: its configuration is read-only".to_owned()));
     }
     Ok(())
 }
@@ -72,16 +53,10 @@ fn validate_profile(v: &Vendor) -> Vec<FieldError> {
     }
     check_email(&v.contact_email, "/contact_email", &mut errors);
     if !is_country(&v.country) {
-        errors.push(FieldError::new(
-            "/country",
-            format!("{} is not an ISO 3166-1 alpha-2 country code", v.country),
-        ));
+        errors.push(FieldError::new("/country", format!("{} is not an ISO 3166-1 alpha-2 country code", v.country)));
     }
     if !is_currency(&v.currency) {
-        errors.push(FieldError::new(
-            "/currency",
-            format!("{} is not a supported ISO 4217 currency", v.currency),
-        ));
+        errors.push(FieldError::new("/currency", format!("{} is not a supported ISO 4217 currency", v.currency)));
     }
     check_timezone(&v.timezone, "/timezone", &mut errors);
     errors
@@ -94,9 +69,7 @@ pub async fn create_vendor(
 ) -> Result<Versioned<Vendor>, ApiError> {
     let id = req.id.unwrap_or_else(ids::new_id);
     let mut errors = Vec::new();
-    let vendor_id = VendorId::parse(&id)
-        .map_err(|e| errors.push(FieldError::new("/id", e.to_string())))
-        .ok();
+    let vendor_id = VendorId::parse(&id).map_err(|e| errors.push(FieldError::new("/id", e.to_string()))).ok();
     let now = now_rfc3339();
     let vendor = Vendor {
         id: id.clone(),
@@ -117,20 +90,14 @@ pub async fn create_vendor(
         return Err(ApiError::internal("vendor id validated but absent"));
     };
     let scope = platform.tenant(vendor_id);
-    let version = VendorRepo::new(&app.table, &scope)
-        .save_profile(&vendor, None)
-        .await
-        .map_err(|err| match err {
-            StoreError::TransactionConditionFailed { .. } => {
-                ApiError::Conflict(format!("a vendor with id {id} already exists"))
-            }
-            other => other.into(),
-        })?;
+    let version = VendorRepo::new(&app.table, &scope).save_profile(&vendor, None).await.map_err(|err| match err {
+        StoreError::TransactionConditionFailed { .. } => {
+            ApiError::Conflict(format!("a vendor with id {id} already exists"))
+        }
+        other => other.into(),
+    })?;
     tracing::info!(vendor_id = %id, "vendor created");
-    Ok(Versioned {
-        value: vendor,
-        version,
-    })
+    Ok(Versioned { value: vendor, version })
 }
 
 pub async fn list_vendors(
@@ -139,13 +106,8 @@ pub async fn list_vendors(
     limit: i32,
     cursor: Option<Cursor>,
 ) -> Result<VendorList, ApiError> {
-    let (items, next) = VendorDirectory::new(&app.table, platform)
-        .list(limit, cursor.as_ref())
-        .await?;
-    Ok(VendorList {
-        items,
-        next_cursor: next.map(|c| c.encode()),
-    })
+    let (items, next) = VendorDirectory::new(&app.table, platform).list(limit, cursor.as_ref()).await?;
+    Ok(VendorList { items, next_cursor: next.map(|c| c.encode()) })
 }
 
 /// Suspends (`Some(reason)`) or reactivates (`None`) a vendor. Idempotent: setting the
@@ -164,42 +126,24 @@ pub async fn set_vendor_status(
     let not_found = || ApiError::NotFound(format!("vendor {vendor} not found"));
     let scope = platform.tenant(VendorId::parse(vendor).map_err(|_| not_found())?);
     let repo = VendorRepo::new(&app.table, &scope);
-    let Versioned {
-        value: mut current,
-        version,
-    } = repo.profile().await?.ok_or_else(not_found)?;
-    let status = if suspend_reason.is_some() {
-        VendorStatus::Suspended
-    } else {
-        VendorStatus::Active
-    };
+    let Versioned { value: mut current, version } = repo.profile().await?.ok_or_else(not_found)?;
+    let status = if suspend_reason.is_some() { VendorStatus::Suspended } else { VendorStatus::Active };
     if current.status == status && current.suspended_reason == suspend_reason {
-        return Ok(Versioned {
-            value: current,
-            version,
-        });
+        return Ok(Versioned { value: current, version });
     }
     current.status = status;
     current.suspended_reason = suspend_reason;
     current.updated_at = now_rfc3339();
-    let version = repo
-        .save_profile(&current, Some(version))
-        .await
-        .map_err(|e| write_conflict(e, "vendor", Some(version)))?;
+    let version =
+        repo.save_profile(&current, Some(version)).await.map_err(|e| write_conflict(e, "vendor", Some(version)))?;
     tracing::info!(vendor_id = %vendor, status = ?status, "vendor status changed");
-    Ok(Versioned {
-        value: current,
-        version,
-    })
+    Ok(Versioned { value: current, version })
 }
 
 // ---------------------------------------------------------------- tenant: profile
 
 pub async fn get_profile(app: &App, scope: &TenantScope) -> Result<Versioned<Vendor>, ApiError> {
-    VendorRepo::new(&app.table, scope)
-        .profile()
-        .await?
-        .ok_or_else(|| vendor_not_found(scope))
+    VendorRepo::new(&app.table, scope).profile().await?.ok_or_else(|| vendor_not_found(scope))
 }
 
 pub async fn update_profile(
@@ -209,14 +153,9 @@ pub async fn update_profile(
     req: UpdateVendorRequest,
 ) -> Result<Versioned<Vendor>, ApiError> {
     let repo = VendorRepo::new(&app.table, scope);
-    let current = repo
-        .profile()
-        .await?
-        .ok_or_else(|| vendor_not_found(scope))?;
+    let current = repo.profile().await?.ok_or_else(|| vendor_not_found(scope))?;
     if current.version != expected {
-        return Err(ApiError::PreconditionFailed(
-            "the vendor changed since you read it; read it again".to_owned(),
-        ));
+        return Err(ApiError::PreconditionFailed("the vendor changed since you read it; read it again".to_owned()));
     }
     let mut vendor = current.value;
     if let Some(v) = req.name {
@@ -239,32 +178,18 @@ pub async fn update_profile(
     }
     reject_if_any(validate_profile(&vendor))?;
     vendor.updated_at = now_rfc3339();
-    let version = repo
-        .save_profile(&vendor, Some(expected))
-        .await
-        .map_err(|e| write_conflict(e, "vendor", Some(expected)))?;
-    Ok(Versioned {
-        value: vendor,
-        version,
-    })
+    let version =
+        repo.save_profile(&vendor, Some(expected)).await.map_err(|e| write_conflict(e, "vendor", Some(expected)))?;
+    Ok(Versioned { value: vendor, version })
 }
 
 // ---------------------------------------------------------------- tenant: configuration
 
-async fn read_config<T: ConfigItem>(
-    app: &App,
-    scope: &TenantScope,
-    what: &str,
-) -> Result<Versioned<T>, ApiError> {
+async fn read_config<T: ConfigItem>(app: &App, scope: &TenantScope, what: &str) -> Result<Versioned<T>, ApiError> {
     VendorRepo::new(&app.table, scope)
         .config::<T>()
         .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "{what} are not configured for vendor {}",
-                scope.vendor_id()
-            ))
-        })
+        .ok_or_else(|| ApiError::NotFound(format!("{what} are not configured for vendor {}", scope.vendor_id())))
 }
 
 /// Checks `If-Match` against what is stored before anything (a secret included) is written.
@@ -278,12 +203,10 @@ async fn check_version<T: ConfigItem>(
     match (&current, expected) {
         (None, None) => Ok(current),
         (Some(c), Some(v)) if c.version == v => Ok(current),
-        (Some(_), None) => Err(ApiError::PreconditionRequired(format!(
-            "the {what} exist: send If-Match with their ETag"
-        ))),
-        _ => Err(ApiError::PreconditionFailed(format!(
-            "the {what} changed since you read them; read them again"
-        ))),
+        (Some(_), None) => {
+            Err(ApiError::PreconditionRequired(format!("the {what} exist: send If-Match with their ETag")))
+        }
+        _ => Err(ApiError::PreconditionFailed(format!("the {what} changed since you read them; read them again"))),
     }
 }
 
@@ -309,16 +232,10 @@ async fn write_config<T: ConfigItem>(
     expected: Option<u64>,
     what: &str,
 ) -> Result<u64, ApiError> {
-    VendorRepo::new(&app.table, scope)
-        .put_config(value, expected)
-        .await
-        .map_err(|e| write_conflict(e, what, expected))
+    VendorRepo::new(&app.table, scope).put_config(value, expected).await.map_err(|e| write_conflict(e, what, expected))
 }
 
-pub async fn get_shipping(
-    app: &App,
-    scope: &TenantScope,
-) -> Result<Versioned<ShippingRules>, ApiError> {
+pub async fn get_shipping(app: &App, scope: &TenantScope) -> Result<Versioned<ShippingRules>, ApiError> {
     read_config(app, scope, "shipping rules").await
 }
 
@@ -330,43 +247,24 @@ pub async fn put_shipping(
 ) -> Result<Versioned<ShippingRules>, ApiError> {
     reject_if_any(rules.validate())?;
     let version = write_config(app, scope, &rules, expected, "shipping rules").await?;
-    Ok(Versioned {
-        value: rules,
-        version,
-    })
+    Ok(Versioned { value: rules, version })
 }
 
-pub async fn quote_shipping(
-    app: &App,
-    scope: &TenantScope,
-    req: QuoteRequest,
-) -> Result<QuoteResponse, ApiError> {
+pub async fn quote_shipping(app: &App, scope: &TenantScope, req: QuoteRequest) -> Result<QuoteResponse, ApiError> {
     let mut errors = Vec::new();
     if !is_country(&req.country) {
-        errors.push(FieldError::new(
-            "/country",
-            format!("{} is not an ISO 3166-1 alpha-2 country code", req.country),
-        ));
+        errors.push(FieldError::new("/country", format!("{} is not an ISO 3166-1 alpha-2 country code", req.country)));
     }
     if !(0..=MAX_AMOUNT).contains(&req.weight_grams) {
-        errors.push(FieldError::new(
-            "/weight_grams",
-            format!("must be from 0 to {MAX_AMOUNT}"),
-        ));
+        errors.push(FieldError::new("/weight_grams", format!("must be from 0 to {MAX_AMOUNT}")));
     }
     if !(0..=MAX_AMOUNT).contains(&req.order_value_minor) {
-        errors.push(FieldError::new(
-            "/order_value_minor",
-            format!("must be from 0 to {MAX_AMOUNT}"),
-        ));
+        errors.push(FieldError::new("/order_value_minor", format!("must be from 0 to {MAX_AMOUNT}")));
     }
     reject_if_any(errors)?;
     let rules = get_shipping(app, scope).await?.value;
     let options = rules.quote(&req.country, req.weight_grams, req.order_value_minor);
-    Ok(QuoteResponse {
-        country: req.country,
-        options,
-    })
+    Ok(QuoteResponse { country: req.country, options })
 }
 
 pub fn smtp_response(s: SmtpSettings) -> SmtpSettingsResponse {
@@ -374,9 +272,7 @@ pub fn smtp_response(s: SmtpSettings) -> SmtpSettingsResponse {
         host: s.host,
         port: s.port,
         username: s.username,
-        password: Configured {
-            configured: s.password.is_some(),
-        },
+        password: Configured { configured: s.password.is_some() },
         from_email: s.from_email,
         from_name: s.from_name,
         security: s.security,
@@ -404,29 +300,17 @@ pub async fn put_smtp(
     }
     check_email(&req.from_email, "/from_email", &mut errors);
     check_name(&req.from_name, "/from_name", &mut errors);
-    if req
-        .password
-        .as_ref()
-        .is_some_and(|p| p.expose().is_empty() || p.expose().len() > 512)
-    {
+    if req.password.as_ref().is_some_and(|p| p.expose().is_empty() || p.expose().len() > 512) {
         errors.push(FieldError::new("/password", "1-512 characters"));
     }
-    let current =
-        current_for_write::<SmtpSettings>(app, scope, expected, "SMTP settings", &errors).await?;
+    let current = current_for_write::<SmtpSettings>(app, scope, expected, "SMTP settings", &errors).await?;
     let stored_password = current.and_then(|c| c.value.password);
     if req.password.is_none() && stored_password.is_none() {
-        errors.push(FieldError::new(
-            "/password",
-            "required the first time SMTP is configured",
-        ));
+        errors.push(FieldError::new("/password", "required the first time SMTP is configured"));
     }
     reject_if_any(errors)?;
     let password = match req.password {
-        Some(password) => Some(
-            app.secrets
-                .put(scope, &SmtpCredentials { password })
-                .await?,
-        ),
+        Some(password) => Some(app.secrets.put(scope, &SmtpCredentials { password }).await?),
         None => stored_password,
     };
     let settings = SmtpSettings {
@@ -440,30 +324,20 @@ pub async fn put_smtp(
         updated_at: now_rfc3339(),
     };
     let version = write_config(app, scope, &settings, expected, "SMTP settings").await?;
-    Ok(Versioned {
-        value: settings,
-        version,
-    })
+    Ok(Versioned { value: settings, version })
 }
 
 pub fn stripe_response(s: StripeSettings) -> StripeSettingsResponse {
     StripeSettingsResponse {
         publishable_key: s.publishable_key,
         mode: s.mode,
-        secret_key: Configured {
-            configured: s.secrets.is_some(),
-        },
-        webhook_secret: Configured {
-            configured: s.secrets.is_some(),
-        },
+        secret_key: Configured { configured: s.secrets.is_some() },
+        webhook_secret: Configured { configured: s.secrets.is_some() },
         updated_at: s.updated_at,
     }
 }
 
-pub async fn get_stripe(
-    app: &App,
-    scope: &TenantScope,
-) -> Result<Versioned<StripeSettings>, ApiError> {
+pub async fn get_stripe(app: &App, scope: &TenantScope) -> Result<Versioned<StripeSettings>, ApiError> {
     read_config(app, scope, "Stripe settings").await
 }
 
@@ -476,38 +350,28 @@ pub async fn put_stripe(
     let mut errors = Vec::new();
     let mode = stripe_key_mode(&req.publishable_key, &["pk"]);
     if mode.is_none() {
-        errors.push(FieldError::new(
-            "/publishable_key",
-            "must be a Stripe publishable key (pk_test_… or pk_live_…)",
-        ));
+        errors.push(FieldError::new("/publishable_key", "must be a Stripe publishable key (pk_test_… or pk_live_…)"));
     }
     if let Some(secret) = &req.secret_key {
         match stripe_key_mode(secret.expose(), &["sk", "rk"]) {
-            None => errors.push(FieldError::new(
-                "/secret_key",
-                "must be a Stripe secret or restricted key (sk_… or rk_…)",
-            )),
-            Some(m) if mode.is_some_and(|mode| mode != m) => errors.push(FieldError::new(
-                "/secret_key",
-                "must be of the same mode (test or live) as the publishable key",
-            )),
+            None => {
+                errors.push(FieldError::new("/secret_key", "must be a Stripe secret or restricted key (sk_… or rk_…)"))
+            }
+            Some(m) if mode.is_some_and(|mode| mode != m) => errors
+                .push(FieldError::new("/secret_key", "must be of the same mode (test or live) as the publishable key")),
             Some(_) => {}
         }
     }
     if let Some(webhook) = &req.webhook_secret {
-        let ok = webhook.expose().strip_prefix("whsec_").is_some_and(|t| {
-            (8..=250).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric())
-        });
+        let ok = webhook
+            .expose()
+            .strip_prefix("whsec_")
+            .is_some_and(|t| (8..=250).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric()));
         if !ok {
-            errors.push(FieldError::new(
-                "/webhook_secret",
-                "must be a Stripe webhook signing secret (whsec_…)",
-            ));
+            errors.push(FieldError::new("/webhook_secret", "must be a Stripe webhook signing secret (whsec_…)"));
         }
     }
-    let current =
-        current_for_write::<StripeSettings>(app, scope, expected, "Stripe settings", &errors)
-            .await?;
+    let current = current_for_write::<StripeSettings>(app, scope, expected, "Stripe settings", &errors).await?;
     let stored_secrets = current.as_ref().and_then(|c| c.value.secrets.clone());
     if (req.secret_key.is_none() || req.webhook_secret.is_none()) && stored_secrets.is_none() {
         errors.push(FieldError::new(
@@ -519,10 +383,7 @@ pub async fn put_stripe(
     if let (Some(current), Some(mode), None) = (&current, mode, &req.secret_key)
         && current.value.mode != mode
     {
-        errors.push(FieldError::new(
-            "/publishable_key",
-            "changes mode: send the secret key of the new mode too",
-        ));
+        errors.push(FieldError::new("/publishable_key", "changes mode: send the secret key of the new mode too"));
     }
     reject_if_any(errors)?;
     let Some(mode) = mode else {
@@ -530,17 +391,9 @@ pub async fn put_stripe(
     };
     let secrets = match (req.secret_key, req.webhook_secret, stored_secrets) {
         (None, None, stored) => stored,
-        (Some(secret_key), Some(webhook_secret), _) => Some(
-            app.secrets
-                .put(
-                    scope,
-                    &StripeCredentials {
-                        secret_key,
-                        webhook_secret,
-                    },
-                )
-                .await?,
-        ),
+        (Some(secret_key), Some(webhook_secret), _) => {
+            Some(app.secrets.put(scope, &StripeCredentials { secret_key, webhook_secret }).await?)
+        }
         // One of the two: keep the other from the version the configuration names (the
         // version, not the latest, so a concurrent loser's write is never merged in).
         (secret_key, webhook_secret, Some(stored)) => {
@@ -552,28 +405,15 @@ pub async fn put_stripe(
             Some(app.secrets.put(scope, &merged).await?)
         }
         (_, _, None) => {
-            return Err(ApiError::internal(
-                "first Stripe configuration validated without both secrets",
-            ));
+            return Err(ApiError::internal("first Stripe configuration validated without both secrets"));
         }
     };
-    let settings = StripeSettings {
-        publishable_key: req.publishable_key,
-        mode,
-        secrets,
-        updated_at: now_rfc3339(),
-    };
+    let settings = StripeSettings { publishable_key: req.publishable_key, mode, secrets, updated_at: now_rfc3339() };
     let version = write_config(app, scope, &settings, expected, "Stripe settings").await?;
-    Ok(Versioned {
-        value: settings,
-        version,
-    })
+    Ok(Versioned { value: settings, version })
 }
 
-pub async fn get_storage(
-    app: &App,
-    scope: &TenantScope,
-) -> Result<Versioned<StorageSettings>, ApiError> {
+pub async fn get_storage(app: &App, scope: &TenantScope) -> Result<Versioned<StorageSettings>, ApiError> {
     read_config(app, scope, "storage settings").await
 }
 
@@ -585,16 +425,12 @@ pub async fn put_storage(
 ) -> Result<Versioned<StorageSettings>, ApiError> {
     let mut errors = Vec::new();
     check_bucket(&req.bucket, "/bucket", &mut errors);
-    let prefix = req
-        .prefix
-        .unwrap_or_else(|| format!("vendors/{}/", scope.vendor_id()));
+    let prefix = req.prefix.unwrap_or_else(|| format!("vendors/{}/", scope.vendor_id()));
     let prefix_ok = prefix.len() <= 200
         && !prefix.starts_with('/')
         && !prefix.contains("//")
         && !prefix.split('/').any(|p| p == ".." || p == ".")
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/-_.!*'()".contains(&b));
+        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.!*'()".contains(&b));
     if !prefix_ok {
         errors.push(FieldError::new(
             "/prefix",
@@ -602,14 +438,7 @@ pub async fn put_storage(
         ));
     }
     reject_if_any(errors)?;
-    let settings = StorageSettings {
-        bucket: req.bucket,
-        prefix,
-        updated_at: now_rfc3339(),
-    };
+    let settings = StorageSettings { bucket: req.bucket, prefix, updated_at: now_rfc3339() };
     let version = write_config(app, scope, &settings, expected, "storage settings").await?;
-    Ok(Versioned {
-        value: settings,
-        version,
-    })
+    Ok(Versioned { value: settings, version })
 }

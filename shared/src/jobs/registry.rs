@@ -1,0 +1,26 @@
+//! Every job type the system runs: the local pollers serve this list, the configuration
+//! looks up one queue per entry, and a test holds it equal to `template.yaml`.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+
+use crate::app::App;
+use crate::http::BoxFuture;
+
+/// A job type's worker: its Lambda function (binary) and how to run one SQS batch.
+pub struct WorkerDef {
+    pub job_type: &'static str,
+    pub function: &'static str,
+    /// Runs a batch given the function's deadline (ms since the epoch).
+    pub run: fn(App, SqsEvent, i64) -> BoxFuture<SqsBatchResponse>,
+}
+
+pub const ALL: &[&WorkerDef] = &[&crate::notifications::jobs::EMAIL_DISPATCH];
+
+/// The environment variable holding a job type's queue URL.
+pub fn queue_env_var(job_type: &str) -> String {
+    format!("BESTOW_QUEUE_{}", job_type.to_uppercase())
+}
+
+pub fn by_function(function: &str) -> Option<&'static WorkerDef> {
+    ALL.iter().copied().find(|w| w.function == function)
+}
