@@ -83,6 +83,14 @@ fn operation(
             ))
             .parameter(string_param("limit", ParameterIn::Query, false, "Page size, 1 to 100 (default 25)."));
     }
+    if route.idempotent {
+        op = op.parameter(string_param(
+            "Idempotency-Key",
+            ParameterIn::Header,
+            false,
+            "Makes a retry safe: the same key and body replay the first response (Idempotent-Replayed: true); another body is 422; while the first runs, 409. Kept 24 h.",
+        ));
+    }
     if route.conditional {
         op = op.parameter(string_param(
             "If-Match",

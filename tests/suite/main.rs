@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod concurrency;
+mod idempotency;
 mod jobs;
 mod runtime;
 mod secrets;

@@ -11,6 +11,7 @@ use crate::store::Cursor;
 /// Configuration bodies are small; anything larger is a mistake or an attack.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+#[derive(Clone)]
 pub struct Input {
     pub request_id: String,
     headers: http::HeaderMap,
@@ -29,6 +30,23 @@ impl Input {
 
     pub fn path(&self, name: &str) -> Result<&str, ApiError> {
         self.path_params.first(name).ok_or_else(|| ApiError::internal(format!("route has no path parameter {name}")))
+    }
+
+    /// The path parameters, for hashing a request.
+    pub fn path_params_json(&self) -> serde_json::Value {
+        let mut pairs: Vec<(String, String)> =
+            self.path_params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        pairs.sort();
+        serde_json::json!(pairs)
+    }
+
+    /// The body as text (lossy for binary bodies), for hashing a request.
+    pub fn body_text(&self) -> String {
+        match &self.body {
+            Body::Text(text) => text.clone(),
+            Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => String::new(),
+        }
     }
 
     pub fn query(&self, name: &str) -> Option<&str> {

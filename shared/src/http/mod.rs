@@ -1,6 +1,7 @@
 //! Request/response glue over `lambda_http`: one entry point (`handle`) shared by the Lambda
 //! binaries (`serve`) and the local gateway, so both run the same guard and error mapping.
 
+mod idempotency;
 mod input;
 mod output;
 mod route;
@@ -18,6 +19,7 @@ use tracing::Instrument;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::jobs::idempotency::Owner;
 use crate::tenancy::guard;
 
 /// Runs one route as a Lambda function: init once per cold start, then serve invocations.
@@ -75,14 +77,32 @@ async fn run(app: &App, route: &'static RouteDef, req: Request, request_id: Stri
                 // Writes need a live vendor: a suspended vendor's staff keep read access only.
                 crate::vendors::service::ensure_writable(app, &scope, &principal).await?;
             }
-            run(TenantCtx { app: app.clone(), scope, input }).await
+            match (route.idempotent, idempotency::key_of(&input)?) {
+                (true, Some(key)) => {
+                    let owner = Owner::Tenant(&scope);
+                    let response = idempotency::once(app, owner, route, &principal.user_id, &key, &input, async {
+                        run(TenantCtx { app: app.clone(), scope: scope.clone(), input: input.clone() }).await
+                    });
+                    response.await
+                }
+                _ => run(TenantCtx { app: app.clone(), scope, input }).await,
+            }
         }
         Handler::Platform { run } => {
             let scope = guard::platform_scope(&principal)?;
             if let Ok(vendor) = input.path("vendorId") {
                 tracing::Span::current().record("vendor_id", vendor);
             }
-            run(PlatformCtx { app: app.clone(), scope, input }).await
+            match (route.idempotent, idempotency::key_of(&input)?) {
+                (true, Some(key)) => {
+                    let owner = Owner::Platform(&scope);
+                    let response = idempotency::once(app, owner, route, &principal.user_id, &key, &input, async {
+                        run(PlatformCtx { app: app.clone(), scope: scope.clone(), input: input.clone() }).await
+                    });
+                    response.await
+                }
+                _ => run(PlatformCtx { app: app.clone(), scope, input }).await,
+            }
         }
     }
 }

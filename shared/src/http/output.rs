@@ -42,6 +42,29 @@ impl ApiResponse {
         Self { status: err.status(), content_type: "application/problem+json", body: Some(body), headers: Vec::new() }
     }
 
+    pub(super) fn to_stored(&self) -> super::idempotency::StoredResponse {
+        super::idempotency::StoredResponse {
+            status: self.status,
+            content_type: self.content_type.to_owned(),
+            headers: self.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+            body: self.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
+        }
+    }
+
+    /// A kept response, marked as a replay.
+    pub(super) fn replay(stored: super::idempotency::StoredResponse) -> Self {
+        let known = |name: &str| ["etag", "location"].into_iter().find(|k| k.eq_ignore_ascii_case(name));
+        let mut headers: Vec<(&'static str, String)> =
+            stored.headers.into_iter().filter_map(|(k, v)| Some((known(&k)?, v))).collect();
+        headers.push(("idempotent-replayed", "true".to_owned()));
+        let content_type = if stored.content_type == "application/problem+json" {
+            "application/problem+json"
+        } else {
+            "application/json"
+        };
+        Self { status: stored.status, content_type, body: stored.body.map(String::into_bytes), headers }
+    }
+
     pub fn status(&self) -> u16 {
         self.status
     }

@@ -75,6 +75,8 @@ pub struct RouteDef {
     pub paginated: bool,
     /// A POST that changes nothing (a quote): allowed while the vendor is suspended.
     pub safe: bool,
+    /// A POST that creates: honours `Idempotency-Key`.
+    pub idempotent: bool,
 }
 
 impl RouteDef {

@@ -8,8 +8,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
-use crate::store::{Expression, Item, PutOutcome, StoreError, Table, attr, keys};
-use crate::tenancy::TenantScope;
+use crate::store::{Expression, Item, Key, PutOutcome, StoreError, Table, attr, keys};
+use crate::tenancy::{PlatformScope, TenantScope};
 
 const STATUS: &str = "status";
 const PAYLOAD_HASH: &str = "payload_hash";
@@ -44,9 +44,16 @@ pub fn payload_hash(payload: &serde_json::Value) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whose records: a vendor's (jobs, tenant routes) or the platform's (platform routes).
+#[derive(Clone, Copy)]
+pub enum Owner<'a> {
+    Tenant(&'a TenantScope),
+    Platform(&'a PlatformScope),
+}
+
 pub struct IdempotencyStore<'a> {
     table: &'a Table,
-    scope: &'a TenantScope,
+    owner: Owner<'a>,
 }
 
 fn s(item: &Item, name: &str) -> Option<String> {
@@ -59,7 +66,18 @@ fn n(value: i64) -> AttributeValue {
 
 impl<'a> IdempotencyStore<'a> {
     pub fn new(table: &'a Table, scope: &'a TenantScope) -> Self {
-        Self { table, scope }
+        Self { table, owner: Owner::Tenant(scope) }
+    }
+
+    pub fn for_owner(table: &'a Table, owner: Owner<'a>) -> Self {
+        Self { table, owner }
+    }
+
+    fn record_key(&self, kind: &str, key: &str) -> Key {
+        match self.owner {
+            Owner::Tenant(scope) => keys::idempotency_key(scope, kind, key),
+            Owner::Platform(scope) => keys::platform_idempotency_key(scope, kind, key),
+        }
     }
 
     /// `kind` keeps job and HTTP keys apart (`job:email_dispatch`, `http:vendors-create`).
@@ -71,12 +89,14 @@ impl<'a> IdempotencyStore<'a> {
         in_progress_until_ms: i64,
         now_ms: i64,
     ) -> Result<Claim, StoreError> {
-        let record_key = keys::idempotency_key(self.scope, kind, key);
+        let record_key = self.record_key(kind, key);
         let mut item = Item::new();
         item.insert(attr::PK.into(), AttributeValue::S(record_key.pk.clone()));
         item.insert(attr::SK.into(), AttributeValue::S(record_key.sk.clone()));
         item.insert(attr::ENTITY.into(), AttributeValue::S("idempotency_record".into()));
-        item.insert(attr::VENDOR_ID.into(), AttributeValue::S(self.scope.vendor_id().to_string()));
+        if let Owner::Tenant(scope) = self.owner {
+            item.insert(attr::VENDOR_ID.into(), AttributeValue::S(scope.vendor_id().to_string()));
+        }
         item.insert(STATUS.into(), AttributeValue::S(IN_PROGRESS.into()));
         item.insert(PAYLOAD_HASH.into(), AttributeValue::S(hash.into()));
         item.insert(IN_PROGRESS_EXPIRY_MS.into(), n(in_progress_until_ms));
@@ -138,7 +158,7 @@ impl<'a> IdempotencyStore<'a> {
         result: String,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let record_key = keys::idempotency_key(self.scope, kind, key);
+        let record_key = self.record_key(kind, key);
         let condition = Expression {
             text: "#status = :in_progress AND #hash = :hash",
             names: vec![("#status", STATUS), ("#hash", PAYLOAD_HASH)],
@@ -157,7 +177,7 @@ impl<'a> IdempotencyStore<'a> {
 
     /// Gives a claim back after a retryable failure, so the next delivery can run.
     pub async fn release(&self, kind: &str, key: &str, hash: &str) -> Result<(), StoreError> {
-        let record_key = keys::idempotency_key(self.scope, kind, key);
+        let record_key = self.record_key(kind, key);
         let condition = Expression {
             text: "#status = :in_progress AND #hash = :hash",
             names: vec![("#status", STATUS), ("#hash", PAYLOAD_HASH)],

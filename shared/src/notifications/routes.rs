@@ -20,6 +20,7 @@ pub const SMTP_TEST: RouteDef = RouteDef {
     conditional: false,
     paginated: false,
     safe: false,
+    idempotent: true,
 };
 
 async fn smtp_test(ctx: TenantCtx) -> HandlerResult {

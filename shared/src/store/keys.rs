@@ -37,6 +37,11 @@ pub fn idempotency_key(scope: &TenantScope, kind: &str, key: &str) -> Key {
     Key { pk: format!("{}#IDEMPOTENCY#{kind}#{key}", tenant_partition(scope)), sk: "IDEMPOTENCY".to_owned() }
 }
 
+/// An idempotency record of a platform-admin request (creating a vendor).
+pub fn platform_idempotency_key(_scope: &PlatformScope, kind: &str, key: &str) -> Key {
+    Key { pk: format!("{PLATFORM_PREFIX}IDEMPOTENCY#{kind}#{key}"), sk: "IDEMPOTENCY".to_owned() }
+}
+
 /// True when `pk` (or a GSI partition key) belongs to `vendor`: the whole-table audit in the
 /// tests uses this to prove no tenant item escaped its prefix.
 pub fn belongs_to_vendor(pk: &str, vendor: &str) -> bool {

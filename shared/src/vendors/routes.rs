@@ -25,6 +25,7 @@ const BASE: RouteDef = RouteDef {
     conditional: false,
     paginated: false,
     safe: false,
+    idempotent: false,
 };
 
 // ---------------------------------------------------------------- platform admin
@@ -38,6 +39,7 @@ pub const CREATE_VENDOR: RouteDef = RouteDef {
     request: Some(schema::<CreateVendorRequest>()),
     response: Some(schema::<VendorResponse>()),
     success: 201,
+    idempotent: true,
     ..BASE
 };
 
