@@ -173,6 +173,7 @@ impl Stack {
             stage: "test".into(),
             // Retries come back after 2 s instead of the template's 60.
             visibility_override: Some(2),
+            counter: None,
         })
         .await
         .expect("provisioning from template.yaml");

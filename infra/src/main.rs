@@ -27,6 +27,7 @@ async fn up(port: u16) -> Result<(), InfraError> {
         stage: "local".to_owned(),
         secrets_prefix: None,
         visibility_override: None,
+        counter: None,
     })
     .await?;
     let (template, names, app) = (&stack.template, &stack.names, stack.app.clone());

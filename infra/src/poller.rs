@@ -18,6 +18,8 @@ pub struct QueueWorker {
     pub def: &'static WorkerDef,
     pub queue_url: String,
     pub batch_size: i32,
+    /// Pollers on this queue, as the event source's maximum concurrency.
+    pub concurrency: usize,
     /// The function's time budget per batch, as its deadline.
     pub timeout_ms: i64,
 }
@@ -33,6 +35,7 @@ pub fn workers(template: &Template, queue_urls: &std::collections::BTreeMap<Stri
                 def,
                 queue_url: queue_urls.get(&source.queue_logical_id)?.clone(),
                 batch_size: source.batch_size.clamp(1, 10) as i32,
+                concurrency: source.maximum_concurrency.clamp(1, 10) as usize,
                 timeout_ms: timeout_s * 1000,
             })
         })
@@ -42,9 +45,14 @@ pub fn workers(template: &Template, queue_urls: &std::collections::BTreeMap<Stri
 pub fn spawn(app: &App, sqs: &aws_sdk_sqs::Client, workers: Vec<QueueWorker>) -> Vec<JoinHandle<()>> {
     workers
         .into_iter()
-        .map(|worker| {
-            let (app, sqs) = (app.clone(), sqs.clone());
-            tokio::spawn(async move { poll(app, sqs, worker).await })
+        .flat_map(|worker| {
+            let worker = std::sync::Arc::new(worker);
+            (0..worker.concurrency)
+                .map(|_| {
+                    let (app, sqs, worker) = (app.clone(), sqs.clone(), std::sync::Arc::clone(&worker));
+                    tokio::spawn(async move { poll(app, sqs, worker).await })
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -53,7 +61,7 @@ fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-async fn poll(app: App, sqs: aws_sdk_sqs::Client, worker: QueueWorker) {
+async fn poll(app: App, sqs: aws_sdk_sqs::Client, worker: std::sync::Arc<QueueWorker>) {
     loop {
         let received = sqs
             .receive_message()

@@ -11,7 +11,8 @@ use crate::demo;
 use crate::devtoken::DevUser;
 use crate::gateway::Gateway;
 
-async fn call(
+/// One JSON request through the gateway (no socket): status, headers and the JSON body.
+pub async fn call(
     gateway: &Gateway,
     token: &str,
     method: Method,

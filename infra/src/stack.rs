@@ -17,6 +17,8 @@ pub struct StackOptions {
     pub secrets_prefix: Option<String>,
     /// Shorter visibility timeouts for tests, so retries come back in seconds.
     pub visibility_override: Option<i64>,
+    /// Counts every AWS call the stack's functions make (benchmarks, round-trip tests).
+    pub counter: Option<bestow::store::counter::CallCounter>,
 }
 
 pub struct LocalStack {
@@ -48,7 +50,10 @@ impl LocalStack {
             other => queue_env.get(other).cloned().or_else(|| std::env::var(other).ok()),
         })
         .map_err(|e| InfraError::Other(e.to_string()))?;
-        let app = App::from_parts(config, &sdk);
+        let app = match &options.counter {
+            Some(counter) => App::counted(config, &sdk, counter),
+            None => App::from_parts(config, &sdk),
+        };
         Ok(Self { template, names, provisioned, sdk, app })
     }
 

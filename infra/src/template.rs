@@ -42,6 +42,8 @@ pub struct QueueSpec {
 pub struct QueueSource {
     pub queue_logical_id: String,
     pub batch_size: i64,
+    /// `ScalingConfig.MaximumConcurrency`: how many batches run at once.
+    pub maximum_concurrency: i64,
     pub report_batch_item_failures: bool,
 }
 
@@ -186,6 +188,7 @@ impl Template {
             Some(QueueSource {
                 queue_logical_id: get_att_target(&props["Queue"])?,
                 batch_size: int_of(&props["BatchSize"]).unwrap_or(10),
+                maximum_concurrency: int_of(&props["ScalingConfig"]["MaximumConcurrency"]).unwrap_or(2),
                 report_batch_item_failures: props["FunctionResponseTypes"]
                     .as_sequence()
                     .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures"))),

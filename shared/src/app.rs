@@ -6,6 +6,7 @@ use crate::config::{Config, ConfigError};
 use crate::integrations::secrets::SecretStore;
 use crate::jobs::Dispatcher;
 use crate::store::Table;
+use crate::store::counter::CallCounter;
 
 /// Everything a handler may use, built once outside the handler. Cloning is cheap (the SDK
 /// clients are reference-counted).
@@ -27,9 +28,26 @@ impl App {
     }
 
     pub fn from_parts(config: Config, sdk: &aws_config::SdkConfig) -> Self {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-        let jobs = Dispatcher::new(aws_sdk_sqs::Client::new(sdk), config.queues.clone());
+        Self::build(config, sdk, None)
+    }
+
+    /// With every AWS call counted by `counter` (tests and benchmarks).
+    pub fn counted(config: Config, sdk: &aws_config::SdkConfig, counter: &CallCounter) -> Self {
+        Self::build(config, sdk, Some(counter))
+    }
+
+    fn build(config: Config, sdk: &aws_config::SdkConfig, counter: Option<&CallCounter>) -> Self {
+        let mut dynamo = aws_sdk_dynamodb::config::Builder::from(sdk);
+        let mut secrets = aws_sdk_secretsmanager::config::Builder::from(sdk);
+        let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
+        if let Some(counter) = counter {
+            dynamo = dynamo.interceptor(counter.clone());
+            secrets = secrets.interceptor(counter.clone());
+            sqs = sqs.interceptor(counter.clone());
+        }
+        let dynamo = aws_sdk_dynamodb::Client::from_conf(dynamo.build());
+        let secrets = aws_sdk_secretsmanager::Client::from_conf(secrets.build());
+        let jobs = Dispatcher::new(aws_sdk_sqs::Client::from_conf(sqs.build()), config.queues.clone());
         Self {
             table: Table::new(dynamo, config.table_name.clone()),
             secrets: SecretStore::new(secrets, config.secrets_prefix.clone(), config.secret_cache_ttl),

@@ -4,6 +4,7 @@
 //! `PK`/`SK` strings, `GSI1` on `GSI1PK`/`GSI1SK`, TTL on `expires_at_epoch_s` (seconds).
 //! Every tenant item also carries `vendor_id` and a `version` for `If-Match`.
 
+pub mod counter;
 pub mod cursor;
 pub mod ids;
 pub mod keys;
