@@ -26,7 +26,9 @@ async fn up(port: u16) -> Result<(), InfraError> {
         prefix: STACK_PREFIX.to_owned(),
         stage: "local".to_owned(),
         secrets_prefix: None,
-        visibility_override: None,
+        // BESTOW_VISIBILITY_SECONDS shortens the queues' visibility timeouts, to watch
+        // retries and dead-lettering in seconds rather than minutes.
+        visibility_override: std::env::var("BESTOW_VISIBILITY_SECONDS").ok().and_then(|v| v.parse().ok()),
         counter: None,
     })
     .await?;
