@@ -51,6 +51,18 @@ pub enum Owner<'a> {
     Platform(&'a PlatformScope),
 }
 
+/// The record is still an in-progress claim of this payload.
+fn still_claimed(hash: &str) -> Expression {
+    Expression {
+        text: "#status = :in_progress AND #hash = :hash",
+        names: vec![("#status", STATUS), ("#hash", PAYLOAD_HASH)],
+        values: vec![
+            (":in_progress", AttributeValue::S(IN_PROGRESS.into())),
+            (":hash", AttributeValue::S(hash.into())),
+        ],
+    }
+}
+
 pub struct IdempotencyStore<'a> {
     table: &'a Table,
     owner: Owner<'a>,
@@ -159,14 +171,7 @@ impl<'a> IdempotencyStore<'a> {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let record_key = self.record_key(kind, key);
-        let condition = Expression {
-            text: "#status = :in_progress AND #hash = :hash",
-            names: vec![("#status", STATUS), ("#hash", PAYLOAD_HASH)],
-            values: vec![
-                (":in_progress", AttributeValue::S(IN_PROGRESS.into())),
-                (":hash", AttributeValue::S(hash.into())),
-            ],
-        };
+        let condition = still_claimed(hash);
         let set = [
             (STATUS, AttributeValue::S(status.into())),
             (RESULT, AttributeValue::S(result)),
@@ -178,14 +183,7 @@ impl<'a> IdempotencyStore<'a> {
     /// Gives a claim back after a retryable failure, so the next delivery can run.
     pub async fn release(&self, kind: &str, key: &str, hash: &str) -> Result<(), StoreError> {
         let record_key = self.record_key(kind, key);
-        let condition = Expression {
-            text: "#status = :in_progress AND #hash = :hash",
-            names: vec![("#status", STATUS), ("#hash", PAYLOAD_HASH)],
-            values: vec![
-                (":in_progress", AttributeValue::S(IN_PROGRESS.into())),
-                (":hash", AttributeValue::S(hash.into())),
-            ],
-        };
+        let condition = still_claimed(hash);
         self.table.delete(&record_key, &condition).await
     }
 }

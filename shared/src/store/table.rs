@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use serde::Serialize;
@@ -80,6 +80,22 @@ where
     StoreError::Sdk(DisplayErrorContext(err).to_string())
 }
 
+/// Maps a conditional write's result: a failed condition is `ConditionFailed`, anything
+/// else the SDK reports is `Sdk`.
+fn conditional<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<(), StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException") => {
+            Err(StoreError::ConditionFailed)
+        }
+        Err(err) => Err(sdk_error(err)),
+    }
+}
+
 impl Table {
     pub fn new(client: Client, name: impl Into<Arc<str>>) -> Self {
         Self { client, name: name.into() }
@@ -123,13 +139,7 @@ impl Table {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+        conditional(result)
     }
 
     /// A put under a custom condition. When the condition fails, the item as it was
@@ -194,13 +204,7 @@ impl Table {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+        conditional(result)
     }
 
     /// Deletes an item under a condition.
@@ -216,13 +220,7 @@ impl Table {
             .set_expression_attribute_values(condition.values())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+        conditional(result)
     }
 
     /// A put for use inside [`Table::transact`].
