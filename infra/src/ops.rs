@@ -141,8 +141,9 @@ impl Progress<'_> {
     }
 }
 
-/// Moves every message of `from` back to `to` (send, then delete: a crash in between
-/// duplicates a message, never loses one; jobs are idempotent). Returns how many moved.
+/// Moves the messages `from` holds when it starts back to `to` (send, then delete: a crash
+/// in between duplicates a message, never loses one; jobs are idempotent). Stops after that
+/// many, so messages that fail again and return meanwhile are not cycled. Returns how many moved.
 pub async fn redrive(
     sqs: &Client,
     from: &str,
@@ -150,13 +151,15 @@ pub async fn redrive(
     mut progress: Option<Progress<'_>>,
 ) -> Result<i64, InfraError> {
     let mut moved = 0;
-    loop {
+    let total = depth(sqs, from).await?;
+    while moved < total {
         let batch = sqs
             .receive_message()
             .queue_url(from)
-            .max_number_of_messages(10)
+            .max_number_of_messages((total - moved).clamp(1, 10) as i32)
             .wait_time_seconds(1)
             .visibility_timeout(30)
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(sqs_error)?
@@ -192,7 +195,19 @@ pub async fn redrive(
             })
             .collect::<Vec<_>>();
         if !deletes.is_empty() {
-            sqs.delete_message_batch().queue_url(from).set_entries(Some(deletes)).send().await.map_err(sqs_error)?;
+            let deleted = sqs
+                .delete_message_batch()
+                .queue_url(from)
+                .set_entries(Some(deletes))
+                .send()
+                .await
+                .map_err(sqs_error)?;
+            if !deleted.failed.is_empty() {
+                return Err(InfraError::Other(format!(
+                    "{} messages were sent back but could not be deleted from the DLQ (they will be sent again)",
+                    deleted.failed.len()
+                )));
+            }
         }
         moved += sent_ids.len() as i64;
         if let Some(p) = progress.as_mut() {

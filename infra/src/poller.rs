@@ -26,7 +26,6 @@ pub struct QueueWorker {
 
 /// The workers of every registered job type whose queue was provisioned.
 pub fn workers(template: &Template, queue_urls: &std::collections::BTreeMap<String, String>) -> Vec<QueueWorker> {
-    let timeout_s = template.root()["Globals"]["Function"]["Timeout"].as_i64().unwrap_or(10);
     bestow::jobs::registry::ALL
         .iter()
         .filter_map(|def| {
@@ -36,7 +35,7 @@ pub fn workers(template: &Template, queue_urls: &std::collections::BTreeMap<Stri
                 queue_url: queue_urls.get(&source.queue_logical_id)?.clone(),
                 batch_size: source.batch_size.clamp(1, 10) as i32,
                 concurrency: source.maximum_concurrency.clamp(1, 10) as usize,
-                timeout_ms: timeout_s * 1000,
+                timeout_ms: template.function_timeout(def.function) * 1000,
             })
         })
         .collect()

@@ -196,6 +196,18 @@ impl Template {
         })
     }
 
+    /// A function's timeout in seconds: its own, or the Globals' (Lambda's default, 3 s, if neither).
+    pub fn function_timeout(&self, binary: &str) -> i64 {
+        let own = self
+            .resources()
+            .find(|(_, r)| {
+                r["Type"].as_str() == Some("AWS::Serverless::Function")
+                    && r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary)
+            })
+            .and_then(|(_, r)| int_of(&r["Properties"]["Timeout"]));
+        own.or_else(|| int_of(&self.root["Globals"]["Function"]["Timeout"])).unwrap_or(3)
+    }
+
     /// A parameter's default value.
     pub fn parameter_default(&self, name: &str) -> Option<String> {
         str_of(&self.root["Parameters"][name]["Default"])

@@ -289,3 +289,84 @@ async fn the_smtp_test_route_queues_a_job_that_the_worker_delivers() {
     let data: &Value = &mail[0]["data"];
     assert!(data.as_str().unwrap().contains("Vendor route-mail"), "{data}");
 }
+
+#[tokio::test]
+async fn a_claim_taken_over_after_expiry_is_no_longer_the_first_workers() {
+    use bestow::jobs::idempotency::{Claim, IdempotencyStore, now_ms};
+    let stack = Stack::start().await;
+    stack.vendor("takeover").await;
+    let scope = bestow::tenancy::guard::job_scope("takeover", "email_dispatch").unwrap();
+    let store = IdempotencyStore::new(&stack.app.table, &scope);
+    let (kind, key, hash) = ("job:email_dispatch", "t-1", "same-payload");
+    // Worker A claims with an expiry already past (it "crashed"); B takes over.
+    let Claim::Acquired(a) = store.claim(kind, key, hash, now_ms() - 1, now_ms()).await.unwrap() else { panic!() };
+    let Claim::Acquired(b) = store.claim(kind, key, hash, now_ms() + 60_000, now_ms()).await.unwrap() else { panic!() };
+    assert_ne!(a, b);
+    // A wakes up: it can neither release nor complete B's claim.
+    assert!(store.release(kind, key, &a).await.is_err());
+    assert!(store.complete(kind, key, &a, &json!({"by": "a"}), now_ms()).await.is_err());
+    assert_eq!(store.claim(kind, key, hash, now_ms() + 60_000, now_ms()).await.unwrap(), Claim::InProgress);
+    store.complete(kind, key, &b, &json!({"by": "b"}), now_ms()).await.unwrap();
+    assert_eq!(
+        store.claim(kind, key, hash, now_ms() + 60_000, now_ms()).await.unwrap(),
+        Claim::Completed(json!({"by": "b"}))
+    );
+    // Keys whose parts contain the separator do not meet.
+    let Claim::Acquired(_) = store.claim("job:x#y", "z", hash, now_ms() + 60_000, now_ms()).await.unwrap() else {
+        panic!()
+    };
+    let other = store.claim("job:x", "y#z", hash, now_ms() + 60_000, now_ms()).await.unwrap();
+    assert!(matches!(other, Claim::Acquired(_)), "{other:?}");
+}
+
+#[tokio::test]
+async fn a_slow_job_is_cut_at_the_deadline_and_released_for_a_retry() {
+    let stack = Stack::start().await;
+    mailing_vendor(&stack, "slow-mail", "pw").await;
+    let body = serde_json::to_string(&envelope("slow-mail", "slow-1", "slow@slow-mail.example")).unwrap();
+    // A deadline 1 s away is inside the worker's 2 s margin: the handler gets no time.
+    let outcome = process_message(&stack.app, &EmailDispatchHandler, record(body.clone()), time_now_ms() + 1_000).await;
+    assert_eq!(outcome, Outcome::Retry, "no time left: a retryable failure, not a hang");
+    // The claim was released: the next delivery runs and sends.
+    assert_eq!(process_message(&stack.app, &EmailDispatchHandler, record(body), deadline()).await, Outcome::Done);
+    assert_eq!(mail_for("slow@slow-mail.example").len(), 1);
+}
+
+#[tokio::test]
+async fn through_the_queue_only_the_failed_message_of_a_batch_comes_back() {
+    let stack = Stack::start().await;
+    mailing_vendor(&stack, "queue-mail", "pw").await;
+    let url = stack.local.provisioned.queue_urls["EmailDispatchQueue"].clone();
+    let entries = (0..10)
+        .map(|i| {
+            let to =
+                if i == 6 { "reject-temp@queue-mail.example".to_owned() } else { format!("q{i}@queue-mail.example") };
+            let body = serde_json::to_string(&envelope("queue-mail", &format!("q-{i}"), &to)).unwrap();
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    aws_sdk_sqs::Client::new(&stack.sdk)
+        .send_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .unwrap();
+    for i in (0..10).filter(|i| *i != 6) {
+        let to = format!("q{i}@queue-mail.example");
+        eventually(20, "each good message's email", async || (mail_for(&to).len() == 1).then_some(())).await;
+    }
+    // The failing one alone keeps coming back, then rests in the DLQ: in = delivered + DLQ.
+    eventually(60, "the failing message in the DLQ", async || {
+        (queue_depth(&stack, "EmailDispatchDeadLetterQueue").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(queue_depth(&stack, "EmailDispatchQueue").await, 0);
+    for i in (0..10).filter(|i| *i != 6) {
+        assert_eq!(mail_for(&format!("q{i}@queue-mail.example")).len(), 1, "sent once, not re-run with its neighbour");
+    }
+}

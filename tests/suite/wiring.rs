@@ -56,7 +56,7 @@ fn template_binaries_events_and_routes_match_both_ways() {
                 let (dead_letter, max_receive) = queue.dead_letter.expect("every job queue has a dead-letter queue");
                 assert!(max_receive >= 2, "{}", queue.logical_id);
                 let visibility = queue.visibility_timeout_s.unwrap_or(30);
-                let timeout = template.root()["Globals"]["Function"]["Timeout"].as_i64().unwrap();
+                let timeout = template.function_timeout(&function.binary);
                 assert!(
                     visibility >= 6 * timeout,
                     "{}: visibility timeout below 6x the function timeout",

@@ -123,7 +123,7 @@ async fn jobs(n: usize) -> Result<(), InfraError> {
     );
     println!(
         "  worker runtime calls per job     {:.2} (claim + complete; goal 2)",
-        (get("PutItem") - n as u64) as f64 / n as f64 + get("UpdateItem") as f64 / n as f64
+        get("PutItem").saturating_sub(n as u64) as f64 / n as f64 + get("UpdateItem") as f64 / n as f64
     );
     println!(
         "  runtime calls per duplicate      {:.2} (one refused claim)",

@@ -17,15 +17,19 @@ use bestow_infra::ops::{self, Progress};
 
 async fn resolve(sqs: &aws_sdk_sqs::Client, prefix: &str, name: &str) -> Result<(String, String), InfraError> {
     let queues = ops::list(sqs, prefix).await?;
-    queues
-        .iter()
-        .find(|q| {
-            q.name == name
-                || q.name == format!("{prefix}-{name}")
-                || q.name.to_lowercase().ends_with(&name.to_lowercase())
-        })
-        .map(|q| (q.name.clone(), q.url.clone()))
-        .ok_or_else(|| InfraError::Other(format!("no queue {name} under prefix {prefix}")))
+    // An exact name, with or without the prefix; else one queue whose name contains it
+    // (deployed names carry a CloudFormation suffix). Never a guess among several.
+    let exact = queues.iter().find(|q| q.name == name || q.name == format!("{prefix}-{name}"));
+    let containing: Vec<_> = queues.iter().filter(|q| q.name.to_lowercase().contains(&name.to_lowercase())).collect();
+    match (exact, containing.as_slice()) {
+        (Some(q), _) => Ok((q.name.clone(), q.url.clone())),
+        (None, [q]) => Ok((q.name.clone(), q.url.clone())),
+        (None, []) => Err(InfraError::Other(format!("no queue {name} under prefix {prefix}"))),
+        (None, several) => Err(InfraError::Other(format!(
+            "{name} matches several queues: {}",
+            several.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 async fn run(args: &[String]) -> Result<(), InfraError> {

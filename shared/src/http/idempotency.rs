@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiResponse, HandlerResult, Input, RouteDef};
 use crate::app::App;
 use crate::error::ApiError;
-use crate::jobs::idempotency::{Claim, IdempotencyStore, Owner, payload_hash};
+use crate::jobs::idempotency::{Claim, IdempotencyStore, Owner, now_ms, payload_hash};
 
 pub const HEADER: &str = "idempotency-key";
 /// How long a request may hold its key before a retry may take over (beyond any Lambda
@@ -22,10 +22,6 @@ pub(super) struct StoredResponse {
     pub content_type: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// The key sent with the request, if any: 1-255 visible ASCII characters.
@@ -51,8 +47,8 @@ pub(super) async fn once(
     let store = IdempotencyStore::for_owner(&app.table, owner);
     let kind = format!("http:{}:{user_id}", route.function);
     let hash = payload_hash(&serde_json::json!({ "path": input.path_params_json(), "body": input.body_text() }));
-    match store.claim(&kind, key, &hash, now_ms() + IN_PROGRESS_MS, now_ms()).await? {
-        Claim::Acquired => {}
+    let claim_id = match store.claim(&kind, key, &hash, now_ms() + IN_PROGRESS_MS, now_ms()).await? {
+        Claim::Acquired(claim_id) => claim_id,
         Claim::Completed(stored) => {
             let stored: StoredResponse = serde_json::from_value(stored).map_err(ApiError::internal)?;
             return Ok(ApiResponse::replay(stored));
@@ -68,24 +64,25 @@ pub(super) async fn once(
                 "this Idempotency-Key was used with a different request",
             )]));
         }
-    }
+    };
     let result = handler.await;
     let stored = match &result {
         Ok(response) => Some(response.to_stored()),
-        // A client mistake is an answer too: the same request gets the same one.
-        Err(err) if err.status() < 500 => Some(ApiResponse::problem(err, None).to_stored()),
-        // Our failure: give the key back so a retry can run.
+        // A malformed or invalid request stays so: the same request gets the same answer.
+        Err(err) if matches!(err.status(), 400 | 413 | 415 | 422) => Some(ApiResponse::problem(err, None).to_stored()),
+        // Answers that depend on state (404 before the settings exist, 409, 5xx): give the
+        // key back so a retry runs again.
         Err(_) => None,
     };
     match stored {
         Some(stored) => {
             let value = serde_json::to_value(&stored).map_err(ApiError::internal)?;
-            if let Err(err) = store.complete(&kind, key, &hash, &value, now_ms()).await {
+            if let Err(err) = store.complete(&kind, key, &claim_id, &value, now_ms()).await {
                 tracing::error!(error = %err, "response done but its idempotency record was not completed");
             }
         }
         None => {
-            if let Err(err) = store.release(&kind, key, &hash).await {
+            if let Err(err) = store.release(&kind, key, &claim_id).await {
                 tracing::error!(error = %err, "could not release the idempotency key");
             }
         }

@@ -16,6 +16,8 @@ const PAYLOAD_HASH: &str = "payload_hash";
 /// Milliseconds since the epoch (the Lambda deadline's unit).
 const IN_PROGRESS_EXPIRY_MS: &str = "in_progress_expiry_ms";
 const RESULT: &str = "result";
+/// Who holds an in-progress claim (a fresh id per claim).
+const CLAIM_ID: &str = "claim_id";
 const IN_PROGRESS: &str = "in_progress";
 const COMPLETED: &str = "completed";
 const FAILED: &str = "failed";
@@ -26,8 +28,9 @@ pub const RECORD_TTL_SECONDS: i64 = 24 * 3600;
 /// What a claim found.
 #[derive(Debug, PartialEq)]
 pub enum Claim {
-    /// This caller owns the effect now.
-    Acquired,
+    /// This caller owns the effect now, under this claim id (needed to complete, fail or
+    /// release it: a claim that expired and was taken over is no longer this caller's).
+    Acquired(String),
     /// Done before: here is what it produced.
     Completed(serde_json::Value),
     /// Failed permanently before: here is why.
@@ -51,14 +54,14 @@ pub enum Owner<'a> {
     Platform(&'a PlatformScope),
 }
 
-/// The record is still an in-progress claim of this payload.
-fn still_claimed(hash: &str) -> Expression {
+/// The record is still this caller's in-progress claim.
+fn still_claimed(claim_id: &str) -> Expression {
     Expression {
-        text: "#status = :in_progress AND #hash = :hash",
-        names: vec![("#status", STATUS), ("#hash", PAYLOAD_HASH)],
+        text: "#status = :in_progress AND #claim = :claim",
+        names: vec![("#status", STATUS), ("#claim", CLAIM_ID)],
         values: vec![
             (":in_progress", AttributeValue::S(IN_PROGRESS.into())),
-            (":hash", AttributeValue::S(hash.into())),
+            (":claim", AttributeValue::S(claim_id.into())),
         ],
     }
 }
@@ -111,6 +114,8 @@ impl<'a> IdempotencyStore<'a> {
         }
         item.insert(STATUS.into(), AttributeValue::S(IN_PROGRESS.into()));
         item.insert(PAYLOAD_HASH.into(), AttributeValue::S(hash.into()));
+        let claim_id = crate::store::ids::new_id();
+        item.insert(CLAIM_ID.into(), AttributeValue::S(claim_id.clone()));
         item.insert(IN_PROGRESS_EXPIRY_MS.into(), n(in_progress_until_ms));
         item.insert(attr::EXPIRES_AT_EPOCH_S.into(), n(now_ms / 1000 + RECORD_TTL_SECONDS));
         // Free, or a crashed claim past its expiry, or a record past its TTL that DynamoDB has
@@ -130,7 +135,7 @@ impl<'a> IdempotencyStore<'a> {
             ],
         };
         match self.table.put_unless(item, &condition).await? {
-            PutOutcome::Written => Ok(Claim::Acquired),
+            PutOutcome::Written => Ok(Claim::Acquired(claim_id)),
             PutOutcome::Refused(None) => Ok(Claim::InProgress),
             PutOutcome::Refused(Some(old)) => Ok(match (s(&old, PAYLOAD_HASH), s(&old, STATUS).as_deref()) {
                 (Some(old_hash), _) if old_hash != hash => Claim::PayloadMismatch,
@@ -149,41 +154,53 @@ impl<'a> IdempotencyStore<'a> {
         &self,
         kind: &str,
         key: &str,
-        hash: &str,
+        claim_id: &str,
         result: &serde_json::Value,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.finish(kind, key, hash, COMPLETED, result.to_string(), now_ms).await
+        self.finish(kind, key, claim_id, COMPLETED, result.to_string(), now_ms).await
     }
 
     /// Records a permanent failure, so redeliveries are not run again.
-    pub async fn fail(&self, kind: &str, key: &str, hash: &str, error: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.finish(kind, key, hash, FAILED, error.to_owned(), now_ms).await
+    pub async fn fail(
+        &self,
+        kind: &str,
+        key: &str,
+        claim_id: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.finish(kind, key, claim_id, FAILED, error.to_owned(), now_ms).await
     }
 
     async fn finish(
         &self,
         kind: &str,
         key: &str,
-        hash: &str,
+        claim_id: &str,
         status: &str,
         result: String,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let record_key = self.record_key(kind, key);
-        let condition = still_claimed(hash);
+        let condition = still_claimed(claim_id);
         let set = [
             (STATUS, AttributeValue::S(status.into())),
             (RESULT, AttributeValue::S(result)),
             (attr::EXPIRES_AT_EPOCH_S, n(now_ms / 1000 + RECORD_TTL_SECONDS)),
         ];
-        self.table.update(&record_key, &set, &[IN_PROGRESS_EXPIRY_MS], &condition).await
+        self.table.update(&record_key, &set, &[IN_PROGRESS_EXPIRY_MS, CLAIM_ID], &condition).await
     }
 
     /// Gives a claim back after a retryable failure, so the next delivery can run.
-    pub async fn release(&self, kind: &str, key: &str, hash: &str) -> Result<(), StoreError> {
+    pub async fn release(&self, kind: &str, key: &str, claim_id: &str) -> Result<(), StoreError> {
         let record_key = self.record_key(kind, key);
-        let condition = still_claimed(hash);
+        let condition = still_claimed(claim_id);
         self.table.delete(&record_key, &condition).await
     }
+}
+
+/// Milliseconds since the epoch: the unit of Lambda deadlines and of in-progress expiry.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }

@@ -8,10 +8,13 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use tracing::Instrument;
 
-use super::idempotency::{Claim, IdempotencyStore, payload_hash};
+use super::idempotency::{Claim, IdempotencyStore, now_ms, payload_hash};
 use super::{Envelope, Job, JobCtx, JobError, JobHandler};
 use crate::app::App;
 use crate::tenancy::guard;
+
+/// Time kept back from the deadline to record a job's outcome and answer the batch.
+const HANDLER_MARGIN_MS: i64 = 2_000;
 
 /// What became of one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,10 +42,6 @@ pub async fn serve<H: JobHandler>(handler: H) -> Result<(), crate::http::LambdaE
         }
     }))
     .await
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Processes a batch concurrently and reports the messages to retry.
@@ -95,7 +94,10 @@ pub async fn process_message<H: JobHandler>(app: &App, handler: &H, message: Sqs
         let envelope: Envelope = match message.body.as_deref().map(serde_json::from_str) {
             Some(Ok(envelope)) => envelope,
             _ => {
-                tracing::error!("undecodable message: not an envelope; dropped as a permanent failure");
+                // Enough to find the message again in an archive or a capture, nothing of its content.
+                let body = message.body.as_deref().unwrap_or_default();
+                let body_sha256 = payload_hash(&serde_json::Value::String(body.to_owned()));
+                tracing::error!(body_bytes = body.len(), %body_sha256, "undecodable message: not an envelope; dropped as a permanent failure");
                 return Outcome::Permanent;
             }
         };
@@ -119,11 +121,17 @@ pub async fn process_message<H: JobHandler>(app: &App, handler: &H, message: Sqs
         };
         let kind = format!("job:{}", H::Job::TYPE);
         let hash = payload_hash(&envelope.payload);
+        // The key comes from the typed job, not from the envelope: whoever produced the
+        // message, the same job is the same effect.
+        let key = job.idempotency_key();
+        if key != envelope.idempotency_key {
+            tracing::warn!(envelope_key = %envelope.idempotency_key, %key, "envelope key differs from the job's; the job's is used");
+        }
         let store = IdempotencyStore::new(&app.table, &scope);
         // The claim lasts until the function's deadline: if this invocation dies, the next
         // delivery (after the visibility timeout) finds it expired and runs the job.
-        match store.claim(&kind, &envelope.idempotency_key, &hash, deadline_ms, now_ms()).await {
-            Ok(Claim::Acquired) => {}
+        let claim_id = match store.claim(&kind, &key, &hash, deadline_ms, now_ms()).await {
+            Ok(Claim::Acquired(claim_id)) => claim_id,
             Ok(Claim::Completed(_)) | Ok(Claim::Failed(_)) => {
                 tracing::info!("duplicate delivery of a finished job; skipped");
                 return Outcome::Duplicate;
@@ -133,18 +141,25 @@ pub async fn process_message<H: JobHandler>(app: &App, handler: &H, message: Sqs
                 return Outcome::Retry;
             }
             Ok(Claim::PayloadMismatch) => {
-                tracing::error!(key = %envelope.idempotency_key, "idempotency key reused with another payload; dropped");
+                tracing::error!(%key, "idempotency key reused with another payload; dropped");
                 return Outcome::Permanent;
             }
             Err(err) => {
                 tracing::error!(error = %err, "idempotency claim failed; returned to the queue");
                 return Outcome::Retry;
             }
-        }
+        };
         let ctx = JobCtx { app: app.clone(), scope: scope.clone(), job_id: envelope.job_id.clone(), receive_count };
-        match handler.handle(&ctx, job).await {
+        // The handler must finish before the claim expires and before the function is killed
+        // (which would return the whole batch): past the budget, it is a retryable failure.
+        let budget = std::time::Duration::from_millis((deadline_ms - now_ms() - HANDLER_MARGIN_MS).max(0) as u64);
+        let outcome = match tokio::time::timeout(budget, handler.handle(&ctx, job)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(JobError::Retryable(format!("did not finish within {} ms", budget.as_millis()))),
+        };
+        match outcome {
             Ok(result) => {
-                if let Err(err) = store.complete(&kind, &envelope.idempotency_key, &hash, &result, now_ms()).await {
+                if let Err(err) = store.complete(&kind, &key, &claim_id, &result, now_ms()).await {
                     // The effect happened; a redelivery would repeat it only after the claim
                     // expires, and the claim is ours until the deadline.
                     tracing::error!(error = %err, "job done but its record was not completed");
@@ -154,14 +169,14 @@ pub async fn process_message<H: JobHandler>(app: &App, handler: &H, message: Sqs
             }
             Err(JobError::Retryable(why)) => {
                 tracing::warn!(error = %why, "job failed; will retry");
-                if let Err(err) = store.release(&kind, &envelope.idempotency_key, &hash).await {
+                if let Err(err) = store.release(&kind, &key, &claim_id).await {
                     tracing::error!(error = %err, "could not release the claim; the retry waits for its expiry");
                 }
                 Outcome::Retry
             }
             Err(JobError::Permanent(why)) => {
                 tracing::error!(error = %why, "job failed permanently; not retried");
-                if let Err(err) = store.fail(&kind, &envelope.idempotency_key, &hash, &why, now_ms()).await {
+                if let Err(err) = store.fail(&kind, &key, &claim_id, &why, now_ms()).await {
                     tracing::error!(error = %err, "could not record the permanent failure");
                 }
                 Outcome::Permanent

@@ -34,12 +34,21 @@ pub fn tenant_key(scope: &TenantScope, sk: impl Into<String>) -> Key {
 /// An idempotency record (of a job or of an HTTP request): one partition per record under
 /// the vendor's prefix, so a burst of jobs never heats a single key.
 pub fn idempotency_key(scope: &TenantScope, kind: &str, key: &str) -> Key {
-    Key { pk: format!("{}#IDEMPOTENCY#{kind}#{key}", tenant_partition(scope)), sk: "IDEMPOTENCY".to_owned() }
+    Key {
+        pk: format!("{}#IDEMPOTENCY#{}#{}", tenant_partition(scope), escape(kind), escape(key)),
+        sk: "IDEMPOTENCY".to_owned(),
+    }
 }
 
 /// An idempotency record of a platform-admin request (creating a vendor).
 pub fn platform_idempotency_key(_scope: &PlatformScope, kind: &str, key: &str) -> Key {
-    Key { pk: format!("{PLATFORM_PREFIX}IDEMPOTENCY#{kind}#{key}"), sk: "IDEMPOTENCY".to_owned() }
+    Key { pk: format!("{PLATFORM_PREFIX}IDEMPOTENCY#{}#{}", escape(kind), escape(key)), sk: "IDEMPOTENCY".to_owned() }
+}
+
+/// Caller-chosen parts of a key may contain the separator: escaped, two different
+/// (kind, key) pairs can never make the same key.
+fn escape(part: &str) -> String {
+    part.replace('%', "%25").replace('#', "%23")
 }
 
 /// True when `pk` (or a GSI partition key) belongs to `vendor`: the whole-table audit in the
@@ -84,5 +93,6 @@ mod tests {
         assert!(!belongs_to_vendor("V#acme-2", "acme"));
         assert!(!belongs_to_vendor("G#acme", "acme"));
         assert!(VENDOR_DIRECTORY.starts_with(PLATFORM_PREFIX));
+        assert_ne!(escape("a#b") + "#" + &escape("c"), escape("a") + "#" + &escape("b#c"));
     }
 }
