@@ -3,6 +3,8 @@
 //! inner files, over the cross-cutting modules below.
 
 pub mod app;
+pub mod audit;
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -1,7 +1,10 @@
 //! Every HTTP route of the API. The local gateway serves this list, the OpenAPI document is
 //! built from it, and a test holds it equal to `template.yaml` and `functions/`.
 
+use crate::audit::routes as audit;
+use crate::catalog::routes as catalog;
 use crate::http::RouteDef;
+use crate::jobs::routes as jobs;
 use crate::notifications::routes as notifications;
 use crate::vendors::routes as vendors;
 
@@ -22,6 +25,15 @@ pub const ALL: &[&RouteDef] = &[
     &vendors::PUT_STRIPE,
     &vendors::GET_STORAGE,
     &vendors::PUT_STORAGE,
+    &catalog::CREATE_PRODUCT,
+    &catalog::LIST_PRODUCTS,
+    &catalog::GET_PRODUCT,
+    &catalog::UPDATE_PRODUCT,
+    &catalog::PUT_OPTIONS,
+    &catalog::LIST_VARIANTS,
+    &catalog::UPDATE_VARIANT,
+    &jobs::GET_JOB,
+    &audit::LIST_AUDIT,
 ];
 
 /// The route a function binary serves.

@@ -2,6 +2,7 @@
 //! over real HTTP through the local gateway. Run with `infra/bestow test`.
 
 mod bad_input;
+mod catalog;
 mod concurrency;
 mod idempotency;
 mod jobs;

@@ -135,3 +135,37 @@ pub async fn configured_secret(stack: &Stack, vendor: &str, integration: &str) -
         .unwrap();
     serde_json::from_str(value.secret_string().unwrap()).unwrap()
 }
+
+/// A product with 100 variants (so made by the generation job) for `vendor`, and the ids
+/// routes take in their paths: `productId`, `variantId`, `jobId`.
+pub async fn catalog_ids(stack: &Stack, vendor: &str, owner: &str) -> std::collections::BTreeMap<&'static str, String> {
+    let ten: Vec<Value> = (0..10).map(|i| json!({ "value": format!("v{i}") })).collect();
+    let created = stack
+        .call(Method::POST, &format!("/vendors/{vendor}/products"))
+        .token(owner)
+        .json(&json!({"title": format!("Fixture of {vendor}"), "options": [
+            {"name": "One", "values": ten}, {"name": "Two", "values": ten}]}))
+        .send()
+        .await;
+    created.assert_status(202);
+    let product = created.json["id"].as_str().unwrap().to_owned();
+    let job = created.json["variant_generation"]["job_id"].as_str().unwrap().to_owned();
+    let job_path = format!("/vendors/{vendor}/jobs/{job}");
+    bestow_tests::eventually(60, "the fixture's variants", async || {
+        let reply = stack.call(Method::GET, &job_path).token(owner).send().await;
+        (reply.json["status"] == "succeeded").then_some(())
+    })
+    .await;
+    let variants = stack
+        .call(Method::GET, &format!("/vendors/{vendor}/products/{product}/variants?limit=1"))
+        .token(owner)
+        .send()
+        .await;
+    let variant = variants.json["items"][0]["id"].as_str().unwrap().to_owned();
+    [("productId", product), ("variantId", variant), ("jobId", job)].into()
+}
+
+/// A route's path with its placeholders filled in.
+pub fn fill(path: &str, vendor: &str, ids: &std::collections::BTreeMap<&'static str, String>) -> String {
+    ids.iter().fold(path.replace("{vendorId}", vendor), |p, (name, id)| p.replace(&format!("{{{name}}}"), id))
+}

@@ -4,7 +4,7 @@
 use bestow::http::Handler;
 use bestow_tests::{Method, Stack};
 
-use crate::support::{configure_fully, partition_snapshot, sample_body, secret_versions};
+use crate::support::{catalog_ids, configure_fully, fill, partition_snapshot, sample_body, secret_versions};
 
 #[tokio::test]
 async fn every_route_refuses_another_vendors_ids_and_changes_nothing() {
@@ -14,8 +14,10 @@ async fn every_route_refuses_another_vendors_ids_and_changes_nothing() {
     let owner_b = stack.vendor("iso-b").await;
     configure_fully(&stack, "iso", &owner_a).await;
     configure_fully(&stack, "iso-b", &owner_b).await;
+    let ids_a = catalog_ids(&stack, "iso", &owner_a).await;
+    let ids_b = catalog_ids(&stack, "iso-b", &owner_b).await;
     let before = partition_snapshot(&stack, "iso-b").await;
-    assert_eq!(before.len(), 6, "vendor B is fully configured: {before:?}");
+    assert!(before.len() > 6 + 100, "vendor B is fully configured and has a catalogue: {}", before.len());
     let secrets_before = secret_versions(&stack, "iso-b").await;
     assert!(secrets_before.iter().all(|s| !s.ends_with("absent")), "{secrets_before:?}");
 
@@ -25,7 +27,7 @@ async fn every_route_refuses_another_vendors_ids_and_changes_nothing() {
         let body = sample_body(route.function);
         for role in ["owner", "manager", "fulfillment", "buyer"] {
             let token = stack.staff("iso", role);
-            let path_b = route.path.replace("{vendorId}", "iso-b");
+            let path_b = fill(route.path, "iso-b", &ids_b);
             let mut call = stack.call(method.clone(), &path_b).token(&token).header("if-match", "\"v1\"");
             if let Some(body) = &body {
                 call = call.json(body);
@@ -43,9 +45,27 @@ async fn every_route_refuses_another_vendors_ids_and_changes_nothing() {
             }
             checked += 1;
         }
-        // The control: the same route on A's own id is not refused for tenancy.
+        // B's ids under A's own vendor id are not found either.
+        if matches!(route.handler, Handler::Tenant { .. })
+            && fill(route.path, "iso", &ids_b) != fill(route.path, "iso", &ids_a)
+        {
+            let path = fill(route.path, "iso", &ids_b);
+            let mut call =
+                stack.call(method.clone(), &path).token(&stack.staff("iso", "owner")).header("if-match", "\"v1\"");
+            if let Some(body) = &body {
+                call = call.json(body);
+            }
+            let reply = call.send().await;
+            assert!(
+                reply.assert_problem(404).ends_with("/not-found"),
+                "{} with B's ids: {}",
+                route.function,
+                reply.text
+            );
+        }
+        // The control: the same route on A's own ids is not refused for tenancy.
         if let Handler::Tenant { .. } = route.handler {
-            let path_a = route.path.replace("{vendorId}", "iso");
+            let path_a = fill(route.path, "iso", &ids_a);
             let reply = stack.call(method.clone(), &path_a).token(&stack.staff("iso", "owner")).send().await;
             assert_ne!(reply.status, 404, "{} on A's own id: {}", route.function, reply.text);
         }

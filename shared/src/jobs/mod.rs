@@ -8,7 +8,9 @@
 pub mod dispatcher;
 pub mod envelope;
 pub mod idempotency;
+pub mod records;
 pub mod registry;
+pub mod routes;
 pub mod worker;
 
 use std::future::Future;

@@ -14,7 +14,8 @@ pub struct WorkerDef {
     pub run: fn(App, SqsEvent, i64) -> BoxFuture<SqsBatchResponse>,
 }
 
-pub const ALL: &[&WorkerDef] = &[&crate::notifications::jobs::EMAIL_DISPATCH];
+pub const ALL: &[&WorkerDef] =
+    &[&crate::notifications::jobs::EMAIL_DISPATCH, &crate::catalog::jobs::VARIANT_GENERATION];
 
 /// The environment variable holding a job type's queue URL.
 pub fn queue_env_var(job_type: &str) -> String {

@@ -51,6 +51,63 @@ fn escape(part: &str) -> String {
     part.replace('%', "%25").replace('#', "%23")
 }
 
+// ---------------------------------------------------------------- catalogue
+
+/// Sort key of a product item; its variants share the partition, so one Query reads a
+/// product's whole variant set.
+pub const PRODUCT_SK: &str = "PRODUCT";
+pub const VARIANT_SK_PREFIX: &str = "VARIANT#";
+
+fn product_partition(scope: &TenantScope, product_id: &str) -> String {
+    format!("{}#PRODUCT#{}", tenant_partition(scope), escape(product_id))
+}
+
+pub fn product_key(scope: &TenantScope, product_id: &str) -> Key {
+    Key { pk: product_partition(scope, product_id), sk: PRODUCT_SK.to_owned() }
+}
+
+pub fn variant_key(scope: &TenantScope, product_id: &str, variant_id: &str) -> Key {
+    Key { pk: product_partition(scope, product_id), sk: format!("{VARIANT_SK_PREFIX}{}", escape(variant_id)) }
+}
+
+/// The partition of a product's variants (with the sort-key prefix [`VARIANT_SK_PREFIX`]).
+pub fn variants_partition(scope: &TenantScope, product_id: &str) -> String {
+    product_partition(scope, product_id)
+}
+
+/// GSI1 partition listing the vendor's products (GSI1SK: the product id, so oldest first).
+pub fn product_list_partition(scope: &TenantScope) -> String {
+    format!("{}#PRODUCTS", tenant_partition(scope))
+}
+
+/// The claim that makes a handle unique per vendor: written in the same transaction as the
+/// product that takes it.
+pub fn product_handle_key(scope: &TenantScope, handle: &str) -> Key {
+    Key { pk: format!("{}#HANDLE#{}", tenant_partition(scope), escape(handle)), sk: "HANDLE".to_owned() }
+}
+
+/// The claim that makes a SKU unique per vendor (one partition per SKU, so a bulk import
+/// never heats one key): written in the same transaction as the variant that takes it.
+pub fn sku_key(scope: &TenantScope, sku: &str) -> Key {
+    Key { pk: format!("{}#SKU#{}", tenant_partition(scope), escape(sku)), sk: "SKU".to_owned() }
+}
+
+// ---------------------------------------------------------------- jobs and audit
+
+/// A job resource (`GET /vendors/{vendorId}/jobs/{jobId}`): status, progress, row errors.
+pub fn job_record_key(scope: &TenantScope, job_id: &str) -> Key {
+    Key { pk: format!("{}#JOB#{}", tenant_partition(scope), escape(job_id)), sk: "JOB".to_owned() }
+}
+
+/// The vendor's audit log: one partition, sorted by the entries' time-ordered ids.
+pub fn audit_partition(scope: &TenantScope) -> String {
+    format!("{}#AUDIT", tenant_partition(scope))
+}
+
+pub fn audit_key(scope: &TenantScope, entry_id: &str) -> Key {
+    Key { pk: audit_partition(scope), sk: entry_id.to_owned() }
+}
+
 /// True when `pk` (or a GSI partition key) belongs to `vendor`: the whole-table audit in the
 /// tests uses this to prove no tenant item escaped its prefix.
 pub fn belongs_to_vendor(pk: &str, vendor: &str) -> bool {

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, PutRequest, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    WriteRequest,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -65,7 +68,17 @@ pub struct QueryPage<'a> {
     pub sort_prefix: Option<String>,
     pub limit: i32,
     pub cursor: Option<&'a Cursor>,
+    /// Newest first: the sort key descending.
+    pub descending: bool,
 }
+
+/// BatchWriteItem takes at most 25 requests.
+pub const BATCH_WRITE_LIMIT: usize = 25;
+/// Batch calls in flight at once for one caller: enough to hide latency, few enough not to
+/// provoke throttling on a fresh on-demand table.
+const BATCH_CONCURRENCY: usize = 4;
+/// Unprocessed items are retried with backoff this many times before the write fails.
+const BATCH_RETRIES: u32 = 8;
 
 pub struct Page {
     pub items: Vec<Item>,
@@ -258,6 +271,125 @@ impl Table {
         }
     }
 
+    /// A put under a custom condition, for use inside [`Table::transact`].
+    pub fn transact_put_if(&self, item: Item, condition: &Expression) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&*self.name)
+            .set_item(Some(item))
+            .condition_expression(condition.text)
+            .set_expression_attribute_names(Some(condition.names()))
+            .set_expression_attribute_values(condition.values())
+            .build()
+            .map_err(|e| StoreError::Sdk(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A delete for use inside [`Table::transact`].
+    pub fn transact_delete(&self, key: &Key, condition: &Expression) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&*self.name)
+            .key(attr::PK, AttributeValue::S(key.pk.clone()))
+            .key(attr::SK, AttributeValue::S(key.sk.clone()))
+            .condition_expression(condition.text)
+            .set_expression_attribute_names(Some(condition.names()))
+            .set_expression_attribute_values(condition.values())
+            .build()
+            .map_err(|e| StoreError::Sdk(e.to_string()))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// A condition on an item the transaction does not write (a lock, a parent's state).
+    pub fn transact_check(&self, key: &Key, condition: &Expression) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&*self.name)
+            .key(attr::PK, AttributeValue::S(key.pk.clone()))
+            .key(attr::SK, AttributeValue::S(key.sk.clone()))
+            .condition_expression(condition.text)
+            .set_expression_attribute_names(Some(condition.names()))
+            .set_expression_attribute_values(condition.values())
+            .build()
+            .map_err(|e| StoreError::Sdk(e.to_string()))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// Unconditional puts of many items: ⌈n/25⌉ BatchWriteItem calls, a few in flight at
+    /// once, unprocessed items retried with backoff. Not atomic: callers make the items
+    /// idempotent (deterministic keys, full-item puts) so a retry after a failure is safe.
+    /// Returns the number of BatchWriteItem calls made.
+    pub async fn batch_put(&self, items: Vec<Item>) -> Result<u32, StoreError> {
+        use futures_util::StreamExt;
+        let mut chunks = Vec::new();
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            chunks.push(items.by_ref().take(BATCH_WRITE_LIMIT).collect::<Vec<_>>());
+        }
+        let results: Vec<Result<u32, StoreError>> = futures_util::stream::iter(chunks)
+            .map(|chunk| self.batch_put_chunk(chunk))
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().sum()
+    }
+
+    async fn batch_put_chunk(&self, chunk: Vec<Item>) -> Result<u32, StoreError> {
+        let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| StoreError::Sdk(e.to_string()))?;
+            pending.push(WriteRequest::builder().put_request(put).build());
+        }
+        let mut calls = 0;
+        for attempt in 0..=BATCH_RETRIES {
+            if attempt > 0 {
+                // Exponential backoff with full jitter: 25 ms, 50 ms, ... capped at 2 s.
+                let cap = (25u64 << attempt.min(7)).min(2_000);
+                let wait = rand::Rng::random_range(&mut rand::rng(), 0..=cap);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+            calls += 1;
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&*self.name, std::mem::take(&mut pending))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            pending = out.unprocessed_items.and_then(|mut left| left.remove(&*self.name)).unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(calls);
+            }
+        }
+        Err(StoreError::Sdk(format!("{} items still unprocessed after {BATCH_RETRIES} retries", pending.len())))
+    }
+
+    /// Every item of a partition (or of a sort-key prefix in it), read page by page with
+    /// strongly consistent reads: for use cases that must see all of a bounded set (a
+    /// product's variants) before they write.
+    pub async fn query_all(&self, partition: &str, sort_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&*self.name)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_names("#sk", attr::SK)
+                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+                .expression_attribute_values(":prefix", AttributeValue::S(sort_prefix.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     /// One Query call: one page of a partition, optionally limited to a sort-key prefix.
     pub async fn query(&self, q: QueryPage<'_>) -> Result<Page, StoreError> {
         let (pk_attr, sk_attr) = match q.index {
@@ -274,6 +406,7 @@ impl Table {
             .expression_attribute_names("#pk", pk_attr)
             .expression_attribute_values(":pk", AttributeValue::S(q.partition.clone()))
             .limit(q.limit.clamp(1, 100))
+            .scan_index_forward(!q.descending)
             .set_exclusive_start_key(start);
         request = match &q.sort_prefix {
             Some(prefix) => request

@@ -109,6 +109,7 @@ impl<'a> VendorDirectory<'a> {
                 sort_prefix: Some(keys::VENDOR_DIRECTORY_SK_PREFIX.to_owned()),
                 limit,
                 cursor,
+                descending: false,
             })
             .await?;
         let vendors = items.into_iter().map(|item| decode(item).map(|v| v.value)).collect::<Result<_, _>>()?;

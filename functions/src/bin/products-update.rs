@@ -1,0 +1,6 @@
+//! `PATCH /vendors/{vendorId}/products/{productId}`: wiring only; the handler is `bestow::catalog::routes::UPDATE_PRODUCT`.
+
+#[tokio::main]
+async fn main() -> Result<(), bestow::http::LambdaError> {
+    bestow::http::serve(&bestow::catalog::routes::UPDATE_PRODUCT).await
+}

@@ -1,0 +1,539 @@
+//! Use cases of the catalogue: validation first, then one transaction (or, for large
+//! variant generations, a transaction that takes the product's lock and a job that does the
+//! rest).
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use serde_json::json;
+
+use super::dto::*;
+use super::jobs::VariantGeneration;
+use super::model::*;
+use super::repo::CatalogRepo;
+use crate::app::App;
+use crate::audit::model::AuditEntry;
+use crate::audit::repo::AuditLog;
+use crate::error::{ApiError, FieldError};
+use crate::jobs::records::{JobRecord, JobRecords, JobStatus};
+use crate::jobs::{Job, JobError};
+use crate::store::{Cursor, StoreError, Versioned, ids};
+use crate::tenancy::TenantScope;
+use crate::vendors::repo::VendorRepo;
+use crate::vendors::service::now_rfc3339;
+
+/// Variant writes done inside the request's own transaction (which also holds the product,
+/// its handle claim and the audit entry, within DynamoDB's 100 items). Past this, a job.
+pub const INLINE_VARIANT_WRITES: usize = 96;
+/// The generation job reports progress after every this many variants.
+const PROGRESS_EVERY: usize = 500;
+
+fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::NotFound(format!("{what} {id} not found"))
+}
+
+fn reject_if_any(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::validation(errors)) }
+}
+
+fn locked(product: &Product) -> Option<ApiError> {
+    product.generation.as_ref().map(|lock| {
+        ApiError::Conflict(format!(
+            "variant generation job {} is running for this product; retry when it has finished",
+            lock.job_id
+        ))
+    })
+}
+
+fn stale(what: &str) -> ApiError {
+    ApiError::PreconditionFailed(format!("the {what} changed since you read it; read it again"))
+}
+
+fn resource(product_id: &str) -> String {
+    format!("products/{product_id}")
+}
+
+pub async fn get_product(app: &App, scope: &TenantScope, product_id: &str) -> Result<Versioned<Product>, ApiError> {
+    CatalogRepo::new(&app.table, scope).product(product_id).await?.ok_or_else(|| not_found("product", product_id))
+}
+
+pub async fn list_products(
+    app: &App,
+    scope: &TenantScope,
+    limit: i32,
+    cursor: Option<Cursor>,
+) -> Result<ProductList, ApiError> {
+    let (items, next) = CatalogRepo::new(&app.table, scope).products(limit, cursor.as_ref()).await?;
+    let vendor = scope.vendor_id().as_str();
+    Ok(ProductList {
+        items: items.into_iter().map(|p| ProductResponse::new(p.value, vendor)).collect(),
+        next_cursor: next.map(|c| c.encode()),
+    })
+}
+
+/// Maps a failed product transaction whose item 0 is the product and item 1 (if any) the
+/// handle claim.
+async fn product_write_failed(
+    repo: &CatalogRepo<'_>,
+    err: StoreError,
+    handle: &str,
+    handle_index: Option<usize>,
+) -> ApiError {
+    match err {
+        StoreError::TransactionConditionFailed { failed } if handle_index.is_some_and(|i| failed.contains(&i)) => {
+            let owner = repo.handle_claim(handle).await.ok().flatten().map(|c| c.product_id).unwrap_or_default();
+            ApiError::Conflict(format!("the handle {handle} is already used by product {owner}; choose another"))
+        }
+        StoreError::TransactionConditionFailed { failed } if failed.contains(&0) => stale("product"),
+        other => other.into(),
+    }
+}
+
+pub async fn create_product(
+    app: &App,
+    scope: &TenantScope,
+    req: CreateProductRequest,
+) -> Result<(Versioned<Product>, Option<String>), ApiError> {
+    let mut errors = Vec::new();
+    let handle = req.handle.unwrap_or_else(|| handle_from_title(&req.title));
+    let currency = match req.currency {
+        Some(c) => c,
+        None => VendorRepo::new(&app.table, scope).profile().await?.map(|v| v.value.currency).unwrap_or_default(),
+    };
+    if !crate::vendors::model::is_currency(&currency) {
+        errors.push(FieldError::new("/currency", format!("{currency} is not a supported ISO 4217 currency")));
+    }
+    let options = match resolve_options(&[], req.options, &mut ids::new_id) {
+        Ok(options) => options,
+        Err(mut option_errors) => {
+            errors.append(&mut option_errors);
+            Vec::new()
+        }
+    };
+    let now = now_rfc3339();
+    let mut product = Product {
+        id: ids::new_id(),
+        handle,
+        title: req.title.trim().to_owned(),
+        description: req.description.unwrap_or_default(),
+        status: req.status.unwrap_or(ProductStatus::Draft),
+        tags: req.tags,
+        attributes: req.attributes,
+        options,
+        currency,
+        variant_defaults: req.variant_defaults,
+        variant_count: 0,
+        options_revision: 1,
+        generation: None,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+    };
+    check_product(&product, &mut errors);
+    reject_if_any(errors)?;
+
+    let repo = CatalogRepo::new(&app.table, scope);
+    let plan = plan_generation(&product.options, &[]);
+    let audit = AuditLog::new(&app.table, scope);
+    let entry = AuditEntry::new(scope, "product.created", resource(&product.id)).versions(None, Some(1));
+    let mut job = None;
+    let mut items = Vec::new();
+    if plan.writes() <= INLINE_VARIANT_WRITES {
+        product.variant_count = plan.active_after() as u32;
+        items.push(repo.put_product(&product, None)?);
+        items.push(repo.claim_handle(&product.handle, &product.id)?);
+        items.push(audit.transact_put(&entry.summary(plan.summary()))?);
+        for (id, values) in ids::new_ids(plan.create.len()).into_iter().zip(plan.create) {
+            items.push(repo.put_variant(&Variant::new(&product, id, values, &now), None)?);
+        }
+    } else {
+        let job_id = ids::new_id();
+        product.generation =
+            Some(GenerationLock { job_id: job_id.clone(), options_revision: 1, started_at: now.clone() });
+        let record = JobRecord::queued(scope, job_id.clone(), VariantGeneration::TYPE, Some(resource(&product.id)));
+        items.push(repo.put_product(&product, None)?);
+        items.push(repo.claim_handle(&product.handle, &product.id)?);
+        items.push(
+            audit
+                .transact_put(&entry.summary(format!("{} variants to generate by job {job_id}", plan.create.len())))?,
+        );
+        items.push(JobRecords::new(&app.table, scope).transact_create(&record)?);
+        job = Some(job_id);
+    }
+    if let Err(err) = repo.commit(items).await {
+        return Err(product_write_failed(&repo, err, &product.handle, Some(1)).await);
+    }
+    let created = Versioned { value: product, version: 1 };
+    if let Some(job_id) = &job {
+        start_generation_job(app, scope, &created, job_id).await?;
+    }
+    Ok((created, job))
+}
+
+pub async fn update_product(
+    app: &App,
+    scope: &TenantScope,
+    product_id: &str,
+    expected: u64,
+    req: UpdateProductRequest,
+) -> Result<Versioned<Product>, ApiError> {
+    let repo = CatalogRepo::new(&app.table, scope);
+    let current = get_product(app, scope, product_id).await?;
+    if current.version != expected {
+        return Err(stale("product"));
+    }
+    let mut product = current.value.clone();
+    if let Some(title) = req.title {
+        product.title = title.trim().to_owned();
+    }
+    if let Some(handle) = req.handle {
+        product.handle = handle;
+    }
+    if let Some(description) = req.description {
+        product.description = description;
+    }
+    if let Some(status) = req.status {
+        product.status = status;
+    }
+    if let Some(tags) = req.tags {
+        product.tags = tags;
+    }
+    if let Some(attributes) = req.attributes {
+        product.attributes = attributes;
+    }
+    if let Some(defaults) = req.variant_defaults {
+        product.variant_defaults = defaults;
+    }
+    let mut errors = Vec::new();
+    check_product(&product, &mut errors);
+    reject_if_any(errors)?;
+    product.updated_at = now_rfc3339();
+
+    let mut items = vec![repo.put_product(&product, Some(expected))?];
+    let handle_changed = product.handle != current.value.handle;
+    if handle_changed {
+        items.push(repo.claim_handle(&product.handle, &product.id)?);
+        items.push(repo.release_handle(&current.value.handle, &product.id)?);
+    }
+    let entry =
+        AuditEntry::new(scope, "product.updated", resource(product_id)).versions(Some(expected), Some(expected + 1));
+    items.push(AuditLog::new(&app.table, scope).transact_put(&entry)?);
+    if let Err(err) = repo.commit(items).await {
+        return Err(product_write_failed(&repo, err, &product.handle, handle_changed.then_some(1)).await);
+    }
+    Ok(Versioned { value: product, version: expected + 1 })
+}
+
+/// Replaces the product's option set and brings its variants in line: in the request's
+/// transaction when at most [`INLINE_VARIANT_WRITES`] variants change, else by a job
+/// (the second value is its id).
+pub async fn put_options(
+    app: &App,
+    scope: &TenantScope,
+    product_id: &str,
+    expected: u64,
+    req: PutOptionsRequest,
+) -> Result<(Versioned<Product>, Option<String>), ApiError> {
+    let repo = CatalogRepo::new(&app.table, scope);
+    let current = get_product(app, scope, product_id).await?;
+    if let Some(conflict) = locked(&current.value) {
+        return Err(conflict);
+    }
+    if current.version != expected {
+        return Err(stale("product"));
+    }
+    let options =
+        resolve_options(&current.value.options, req.options, &mut ids::new_id).map_err(ApiError::validation)?;
+    let existing = repo.all_variants(product_id).await?;
+    let plan = plan_generation(&options, &existing);
+    let now = now_rfc3339();
+    let mut product = current.value.clone();
+    product.options = options;
+    product.options_revision += 1;
+    product.updated_at = now.clone();
+    let entry = AuditEntry::new(scope, "product.options_updated", resource(product_id))
+        .versions(Some(expected), Some(expected + 1));
+    let audit = AuditLog::new(&app.table, scope);
+
+    if plan.writes() <= INLINE_VARIANT_WRITES {
+        product.variant_count = plan.active_after() as u32;
+        let mut items: Vec<TransactWriteItem> =
+            vec![repo.put_product(&product, Some(expected))?, audit.transact_put(&entry.summary(plan.summary()))?];
+        for changed in &plan.change {
+            let mut variant = changed.value.clone();
+            variant.updated_at = now.clone();
+            items.push(repo.put_variant(&variant, Some(changed.version))?);
+        }
+        for (id, values) in ids::new_ids(plan.create.len()).into_iter().zip(plan.create) {
+            items.push(repo.put_variant(&Variant::new(&product, id, values, &now), None)?);
+        }
+        return match repo.commit(items).await {
+            Ok(()) => Ok((Versioned { value: product, version: expected + 1 }, None)),
+            Err(StoreError::TransactionConditionFailed { failed }) if failed.contains(&0) => Err(stale("product")),
+            Err(StoreError::TransactionConditionFailed { .. }) => Err(ApiError::Conflict(
+                "a variant changed while the options were applied; send the options again".into(),
+            )),
+            Err(other) => Err(other.into()),
+        };
+    }
+
+    let job_id = ids::new_id();
+    product.generation =
+        Some(GenerationLock { job_id: job_id.clone(), options_revision: product.options_revision, started_at: now });
+    let record = JobRecord::queued(scope, job_id.clone(), VariantGeneration::TYPE, Some(resource(product_id)));
+    let items = vec![
+        repo.put_product(&product, Some(expected))?,
+        audit.transact_put(&entry.summary(format!("{} variant writes planned for job {job_id}", plan.writes())))?,
+        JobRecords::new(&app.table, scope).transact_create(&record)?,
+    ];
+    if let Err(err) = repo.commit(items).await {
+        return Err(product_write_failed(&repo, err, "", None).await);
+    }
+    let saved = Versioned { value: product, version: expected + 1 };
+    start_generation_job(app, scope, &saved, &job_id).await?;
+    Ok((saved, Some(job_id)))
+}
+
+/// Enqueues the job for a product whose lock names it. If the queue refuses, the lock is
+/// released at once (the job record says why), so a product is never left locked by a job
+/// that does not exist.
+async fn start_generation_job(
+    app: &App,
+    scope: &TenantScope,
+    product: &Versioned<Product>,
+    job_id: &str,
+) -> Result<(), ApiError> {
+    let job = VariantGeneration {
+        job_id: job_id.to_owned(),
+        product_id: product.value.id.clone(),
+        options_revision: product.value.options_revision,
+        requested_by: scope.actor().user_id.clone(),
+        requested_by_role: scope.actor().role.as_str().to_owned(),
+    };
+    if let Err(err) = app.jobs.enqueue(scope, &job).await {
+        tracing::error!(error = %err, job_id, "could not enqueue the variant generation; releasing the product");
+        let why = "the job could not be queued; send the options again";
+        if let Err(release) = abandon_generation(app, scope, &job, why).await {
+            tracing::error!(error = %release, job_id, "could not release the product either");
+        }
+        return Err(ApiError::internal(err));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- variants
+
+pub async fn list_variants(
+    app: &App,
+    scope: &TenantScope,
+    product_id: &str,
+    limit: i32,
+    cursor: Option<Cursor>,
+) -> Result<VariantList, ApiError> {
+    let repo = CatalogRepo::new(&app.table, scope);
+    let product = get_product(app, scope, product_id).await?;
+    let (items, next) = repo.variants_page(product_id, limit, cursor.as_ref()).await?;
+    Ok(VariantList {
+        items: items.into_iter().map(|v| VariantResponse::new(&product.value.options, v.value)).collect(),
+        next_cursor: next.map(|c| c.encode()),
+    })
+}
+
+pub async fn update_variant(
+    app: &App,
+    scope: &TenantScope,
+    product_id: &str,
+    variant_id: &str,
+    expected: u64,
+    req: UpdateVariantRequest,
+) -> Result<(Versioned<Variant>, Vec<ProductOption>), ApiError> {
+    let repo = CatalogRepo::new(&app.table, scope);
+    let product = get_product(app, scope, product_id).await?;
+    let current = repo.variant(product_id, variant_id).await?.ok_or_else(|| not_found("variant", variant_id))?;
+    if let Some(conflict) = locked(&product.value) {
+        return Err(conflict);
+    }
+    if current.version != expected {
+        return Err(stale("variant"));
+    }
+    if current.value.status == VariantStatus::Archived {
+        return Err(ApiError::Conflict(
+            "the variant is archived (its option value was removed): it is read-only".into(),
+        ));
+    }
+    let mut variant = current.value.clone();
+    if let Some(sku) = req.sku {
+        variant.sku = sku;
+    }
+    if let Some(barcode) = req.barcode {
+        variant.barcode = barcode;
+    }
+    if let Some(price) = req.price_minor {
+        variant.price_minor = price;
+    }
+    if let Some(compare) = req.compare_at_price_minor {
+        variant.compare_at_price_minor = compare;
+    }
+    if let Some(weight) = req.weight_grams {
+        variant.weight_grams = weight;
+    }
+    if let Some(stock) = req.stock_quantity {
+        variant.stock_quantity = stock;
+    }
+    if let Some(policy) = req.inventory_policy {
+        variant.inventory_policy = policy;
+    }
+    if let Some(attributes) = req.attributes {
+        variant.attributes = attributes;
+    }
+    let mut errors = Vec::new();
+    check_variant(&variant, &mut errors);
+    reject_if_any(errors)?;
+    variant.updated_at = now_rfc3339();
+
+    let mut items = vec![repo.put_variant(&variant, Some(expected))?, repo.check_unlocked(product_id)?];
+    let mut claim_index = None;
+    if variant.sku != current.value.sku {
+        if let Some(sku) = &variant.sku {
+            claim_index = Some(items.len());
+            items.push(repo.claim_sku(sku, &variant)?);
+        }
+        if let Some(old) = &current.value.sku {
+            items.push(repo.release_sku(old, variant_id)?);
+        }
+    }
+    let entry = AuditEntry::new(scope, "variant.updated", format!("products/{product_id}/variants/{variant_id}"))
+        .versions(Some(expected), Some(expected + 1));
+    items.push(AuditLog::new(&app.table, scope).transact_put(&entry)?);
+    match repo.commit(items).await {
+        Ok(()) => Ok((Versioned { value: variant, version: expected + 1 }, product.value.options)),
+        Err(StoreError::TransactionConditionFailed { failed }) => {
+            if let (Some(i), Some(sku)) = (claim_index, &variant.sku)
+                && failed.contains(&i)
+            {
+                let holder = repo.sku_claim(sku).await?;
+                let at = holder
+                    .map_or_else(String::new, |h| format!(" by product {} (variant {})", h.product_id, h.variant_id));
+                return Err(ApiError::Conflict(format!(
+                    "the SKU {sku} is already used{at}; SKUs are unique per vendor"
+                )));
+            }
+            if failed.contains(&1) {
+                return Err(ApiError::Conflict(
+                    "a variant generation started for this product; retry when it has finished".into(),
+                ));
+            }
+            Err(stale("variant"))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+// ---------------------------------------------------------------- the generation job
+
+fn retryable(err: StoreError) -> JobError {
+    JobError::Retryable(err.to_string())
+}
+
+/// Runs a generation job: plans from the product's options and its variants as stored now
+/// (so a retry after a crash only writes what is missing), writes ⌈n/25⌉ batches, then
+/// releases the product's lock with its new variant count and records the audit entry.
+pub async fn run_generation(
+    app: &App,
+    scope: &TenantScope,
+    job: &VariantGeneration,
+) -> Result<serde_json::Value, JobError> {
+    let repo = CatalogRepo::new(&app.table, scope);
+    let records = JobRecords::new(&app.table, scope);
+    let Some(mut product) = repo.product(&job.product_id).await.map_err(retryable)? else {
+        return Err(JobError::Permanent(format!("product {} no longer exists", job.product_id)));
+    };
+    if product.value.generation.as_ref().is_none_or(|lock| lock.job_id != job.job_id) {
+        // Released already (finished, or abandoned after a failure): nothing is ours to do.
+        return Ok(json!({ "skipped": "the product is not locked by this job" }));
+    }
+    records.progress(&job.job_id, JobStatus::Running, 0, 0, 0).await.map_err(retryable)?;
+    let existing = repo.all_variants(&job.product_id).await.map_err(retryable)?;
+    let plan = plan_generation(&product.value.options, &existing);
+    let now = now_rfc3339();
+    let mut writes: Vec<Versioned<Variant>> = Vec::with_capacity(plan.writes());
+    for changed in &plan.change {
+        let mut variant = changed.clone();
+        variant.value.updated_at = now.clone();
+        writes.push(variant);
+    }
+    for (id, values) in ids::new_ids(plan.create.len()).into_iter().zip(plan.create.iter().cloned()) {
+        writes.push(Versioned { value: Variant::new(&product.value, id, values, &now), version: 0 });
+    }
+    let total = writes.len() as u64;
+    let mut done = 0u64;
+    let mut batch_calls = 0u32;
+    for chunk in writes.chunks(PROGRESS_EVERY) {
+        batch_calls += repo.batch_put_variants(chunk).await.map_err(retryable)?;
+        done += chunk.len() as u64;
+        records.progress(&job.job_id, JobStatus::Running, total, done, 0).await.map_err(retryable)?;
+    }
+    let result = json!({
+        "created": plan.create.len(),
+        "archived": plan.archived,
+        "changed": plan.change.len() - plan.archived,
+        "kept": plan.kept,
+        "active_variants": plan.active_after(),
+        "batch_write_calls": batch_calls,
+    });
+    // Release the lock. The product may have been edited meanwhile (title, status): re-read
+    // and try again, the lock itself is only ever removed by its job.
+    let entry =
+        AuditEntry::by(&job.requested_by, &job.requested_by_role, "variants.generated", resource(&job.product_id))
+            .summary(plan.summary());
+    for attempt in 0..5 {
+        if attempt > 0 {
+            product = match repo.product(&job.product_id).await.map_err(retryable)? {
+                Some(p) if p.value.generation.as_ref().is_some_and(|l| l.job_id == job.job_id) => p,
+                _ => return Ok(result),
+            };
+        }
+        let mut released = product.value.clone();
+        released.generation = None;
+        released.variant_count = plan.active_after() as u32;
+        released.updated_at = now_rfc3339();
+        let entry = entry.clone().versions(Some(product.version), Some(product.version + 1));
+        let items = vec![
+            repo.put_product(&released, Some(product.version)).map_err(retryable)?,
+            AuditLog::new(&app.table, scope).transact_put(&entry).map_err(retryable)?,
+        ];
+        match repo.commit(items).await {
+            Ok(()) => {
+                let mut record = JobRecord::queued(scope, job.job_id.clone(), VariantGeneration::TYPE, None);
+                record.status = JobStatus::Succeeded;
+                (record.total, record.processed, record.result) = (total, done, Some(result.clone()));
+                records.finish(&record).await.map_err(retryable)?;
+                return Ok(result);
+            }
+            Err(StoreError::TransactionConditionFailed { .. }) => continue,
+            Err(other) => return Err(retryable(other)),
+        }
+    }
+    Err(JobError::Retryable("the product kept changing while its lock was released".into()))
+}
+
+/// Gives up a generation: releases the product's lock (if this job still holds it) and marks
+/// the job failed. The variants written so far stay; sending the options again finishes them.
+pub async fn abandon_generation(
+    app: &App,
+    scope: &TenantScope,
+    job: &VariantGeneration,
+    why: &str,
+) -> Result<(), StoreError> {
+    let repo = CatalogRepo::new(&app.table, scope);
+    if let Some(product) = repo.product(&job.product_id).await?
+        && product.value.generation.as_ref().is_some_and(|l| l.job_id == job.job_id)
+    {
+        let mut released = product.value.clone();
+        released.generation = None;
+        released.updated_at = now_rfc3339();
+        repo.commit(vec![repo.put_product(&released, Some(product.version))?]).await?;
+    }
+    let mut record = JobRecord::queued(scope, job.job_id.clone(), VariantGeneration::TYPE, None);
+    record.status = JobStatus::Failed;
+    record.failure =
+        Some(format!("{why}; the variants may be incomplete: send the product's options again to finish them"));
+    JobRecords::new(&app.table, scope).finish(&record).await
+}
