@@ -179,7 +179,9 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
         let claims = match token.map(|t| self.keys.verify(t)) {
-            Some(Ok(claims)) => claims,
+            // Routes without an authorizer (public storefront reads) get no claims at all.
+            _ if route.is_public() => None,
+            Some(Ok(claims)) => Some(claims),
             _ => return gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized"),
         };
         let request_id = bestow::store::ids::new_id();
@@ -207,7 +209,7 @@ pub fn api_gateway_event(
     query: &str,
     headers: &HeaderMap,
     path_params: &HashMap<String, String>,
-    claims: HashMap<String, String>,
+    claims: Option<HashMap<String, String>>,
     body: &[u8],
     request_id: &str,
 ) -> Value {
@@ -237,7 +239,7 @@ pub fn api_gateway_event(
         Ok(text) => (Value::String(text.to_owned()), false),
         Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(body)), true),
     };
-    json!({
+    let mut event = json!({
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": path,
@@ -248,7 +250,7 @@ pub fn api_gateway_event(
         "requestContext": {
             "accountId": "000000000000",
             "apiId": "local",
-            "authorizer": { "jwt": { "claims": claims, "scopes": [SCOPE] } },
+            "authorizer": { "jwt": { "claims": claims.clone().unwrap_or_default(), "scopes": [SCOPE] } },
             "domainName": "localhost",
             "domainPrefix": "localhost",
             "http": {
@@ -266,7 +268,14 @@ pub fn api_gateway_event(
         },
         "body": body,
         "isBase64Encoded": is_base64,
-    })
+    });
+    if claims.is_none() {
+        // A route without an authorizer has no authorizer context.
+        if let Some(context) = event["requestContext"].as_object_mut() {
+            context.remove("authorizer");
+        }
+    }
+    event
 }
 
 fn to_gateway_response(response: http::Response<Body>) -> GatewayResponse {

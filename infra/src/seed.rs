@@ -124,5 +124,55 @@ pub async fn seed_demo(gateway: &Gateway, documents_bucket: &str) -> Result<bool
     )
     .await?;
     expect("storage settings", status, 200, 428, &body)?;
+    seed_catalogue(gateway, &owner, &vendor_path).await?;
     Ok(created)
+}
+
+/// A storefront (`/storefronts/demo-berlin/products`) with two listed products, one with
+/// options and a storefront discount, both with stock. Skipped when the storefront exists.
+async fn seed_catalogue(gateway: &Gateway, owner: &str, vendor_path: &str) -> Result<(), InfraError> {
+    let storefront = json!({"name": "Demo Gifts Berlin", "slug": "demo-berlin", "host": "gifts.demo-berlin.example",
+        "branding": {"primary_color": "#114477", "accent_color": "#ffcc00", "tagline": "Gifts that land"}});
+    let (status, _, body) =
+        call(gateway, owner, Method::POST, &format!("{vendor_path}/storefronts"), Some(storefront), None).await?;
+    if !expect("storefront", status, 201, 409, &body)? {
+        return Ok(());
+    }
+    let storefront_id = body["id"].as_str().unwrap_or_default().to_owned();
+    let products = [
+        (
+            json!({"title": "Organic Cotton Tee", "status": "active", "tags": ["apparel"],
+                "attributes": {"material": {"type": "text", "value": "organic cotton"}},
+                "options": [{"name": "Size", "values": [{"value": "S"}, {"value": "M"}, {"value": "L"}]},
+                            {"name": "Colour", "values": [{"value": "Navy"}, {"value": "Sand"}]}],
+                "variant_defaults": {"price_minor": 2500, "weight_grams": 200}}),
+            json!({"title": "Winter Tee", "price_adjustment_percent": -10, "sort_order": 1}),
+        ),
+        (
+            json!({"title": "Ceramic Mug", "status": "active", "tags": ["kitchen"],
+                "variant_defaults": {"price_minor": 1490, "weight_grams": 450, "inventory_policy": "continue"}}),
+            json!({"sort_order": 2}),
+        ),
+    ];
+    for (product, listing) in products {
+        let (status, _, created) =
+            call(gateway, owner, Method::POST, &format!("{vendor_path}/products"), Some(product), None).await?;
+        expect("product", status, 201, 201, &created)?;
+        let product_id = created["id"].as_str().unwrap_or_default();
+        let (_, _, variants) =
+            call(gateway, owner, Method::GET, &format!("{vendor_path}/products/{product_id}/variants"), None, None)
+                .await?;
+        for (i, variant) in variants["items"].as_array().into_iter().flatten().enumerate() {
+            let path =
+                format!("{vendor_path}/products/{product_id}/variants/{}", variant["id"].as_str().unwrap_or_default());
+            let sku = format!("{}-{}", created["handle"].as_str().unwrap_or_default().to_uppercase(), i + 1);
+            let stock = json!({"sku": sku, "stock_quantity": 20 + i * 5});
+            let (status, _, body) = call(gateway, owner, Method::PATCH, &path, Some(stock), Some("\"v1\"")).await?;
+            expect("variant stock", status, 200, 200, &body)?;
+        }
+        let path = format!("{vendor_path}/storefronts/{storefront_id}/products/{product_id}");
+        let (status, _, body) = call(gateway, owner, Method::PUT, &path, Some(listing), None).await?;
+        expect("listing", status, 201, 201, &body)?;
+    }
+    Ok(())
 }

@@ -42,12 +42,15 @@ impl LocalStack {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let provisioned = provision(&sdk, &template, &names, options.visibility_override).await?;
         let queue_env = provisioned.queue_env(&template);
+        let asset_env = asset_env(&names);
         let table = names.table.clone();
         let config = Config::from_lookup(|name| match name {
             "BESTOW_TABLE" => Some(table.clone()),
             "BESTOW_STAGE" => Some(options.stage.clone()),
             "BESTOW_SECRETS_PREFIX" => options.secrets_prefix.clone(),
-            other => queue_env.get(other).cloned().or_else(|| std::env::var(other).ok()),
+            other => {
+                queue_env.get(other).or_else(|| asset_env.get(other)).cloned().or_else(|| std::env::var(other).ok())
+            }
         })
         .map_err(|e| InfraError::Other(e.to_string()))?;
         let app = match &options.counter {
@@ -63,6 +66,7 @@ impl LocalStack {
         env.insert("BESTOW_TABLE".into(), self.names.table.clone());
         env.insert("BESTOW_STAGE".into(), self.app.config.stage.clone());
         env.insert("BESTOW_SECRETS_PREFIX".into(), self.app.config.secrets_prefix.clone());
+        env.extend(asset_env(&self.names));
         env
     }
 
@@ -71,4 +75,16 @@ impl LocalStack {
         let workers = crate::poller::workers(&self.template, &self.provisioned.queue_urls);
         crate::poller::spawn(&self.app, &aws_sdk_sqs::Client::new(&self.sdk), workers)
     }
+}
+
+/// The assets bucket, and the emulator serving its objects as the CDN would (path-style).
+fn asset_env(names: &LocalNames) -> std::collections::BTreeMap<String, String> {
+    let mut env = std::collections::BTreeMap::new();
+    if let Some(bucket) = names.bucket("AssetsBucket") {
+        env.insert("BESTOW_ASSETS_BUCKET".to_owned(), bucket.to_owned());
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            env.insert("BESTOW_ASSET_BASE_URL".to_owned(), format!("{}/{bucket}", endpoint.trim_end_matches('/')));
+        }
+    }
+    env
 }

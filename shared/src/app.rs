@@ -16,6 +16,8 @@ pub struct App {
     pub table: Table,
     pub secrets: SecretStore,
     pub jobs: Dispatcher,
+    /// Presigns uploads and checks them (product images). Building it makes no call.
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl App {
@@ -40,10 +42,13 @@ impl App {
         let mut dynamo = aws_sdk_dynamodb::config::Builder::from(sdk);
         let mut secrets = aws_sdk_secretsmanager::config::Builder::from(sdk);
         let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
+        // Against an emulator the bucket cannot be a host name: path-style URLs.
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(config.endpoint_url.is_some());
         if let Some(counter) = counter {
             dynamo = dynamo.interceptor(counter.clone());
             secrets = secrets.interceptor(counter.clone());
             sqs = sqs.interceptor(counter.clone());
+            s3 = s3.interceptor(counter.clone());
         }
         let dynamo = aws_sdk_dynamodb::Client::from_conf(dynamo.build());
         let secrets = aws_sdk_secretsmanager::Client::from_conf(secrets.build());
@@ -52,6 +57,7 @@ impl App {
             table: Table::new(dynamo, config.table_name.clone()),
             secrets: SecretStore::new(secrets, config.secrets_prefix.clone(), config.secret_cache_ttl),
             jobs,
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
             config: Arc::new(config),
         }
     }

@@ -20,6 +20,11 @@ pub struct Config {
     pub queues: BTreeMap<String, String>,
     /// Set only against a local emulator (`AWS_ENDPOINT_URL`): S3 then needs path-style URLs.
     pub endpoint_url: Option<String>,
+    /// The bucket of product images (`BESTOW_ASSETS_BUCKET`), for the functions that upload.
+    pub assets_bucket: Option<String>,
+    /// Where the public reads images from (`BESTOW_ASSET_BASE_URL`, e.g. a CDN in front of the
+    /// assets bucket); image URLs are `<base>/<key>`. Without it, no URLs are shown.
+    pub asset_base_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +62,10 @@ impl Config {
             secrets_prefix: secrets_prefix.trim_end_matches('/').to_owned(),
             secret_cache_ttl: Duration::from_secs(ttl_seconds),
             endpoint_url: lookup("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),
+            assets_bucket: lookup("BESTOW_ASSETS_BUCKET").filter(|v| !v.is_empty()),
+            asset_base_url: lookup("BESTOW_ASSET_BASE_URL")
+                .filter(|v| !v.is_empty())
+                .map(|v| v.trim_end_matches('/').to_owned()),
         })
     }
 }

@@ -72,6 +72,17 @@ impl ApiError {
         Self::Validation { detail, errors }
     }
 
+    /// `Ok` when `errors` is empty, else the 422 listing them: validation collects every
+    /// problem first, then refuses once.
+    pub fn reject_if_any(errors: Vec<FieldError>) -> Result<(), Self> {
+        if errors.is_empty() { Ok(()) } else { Err(Self::validation(errors)) }
+    }
+
+    /// A write whose `If-Match` no longer holds.
+    pub fn stale(what: &str) -> Self {
+        Self::PreconditionFailed(format!("the {what} changed since you read it; read it again"))
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }

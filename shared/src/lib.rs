@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod bulk;
 pub mod catalog;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod routes;
 pub mod store;
+pub mod storefronts;
 pub mod telemetry;
 pub mod tenancy;
 pub mod vendors;

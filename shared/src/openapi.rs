@@ -55,19 +55,23 @@ fn operation(
     route: &RouteDef,
     schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>,
 ) -> utoipa::openapi::path::Operation {
-    let mut op = OperationBuilder::new()
-        .operation_id(Some(route.function))
-        .summary(Some(route.summary))
-        .tag(if route.path == "/vendors" || route.path.ends_with("suspend") || route.path.ends_with("reactivate") {
+    let mut op = OperationBuilder::new().operation_id(Some(route.function)).summary(Some(route.summary)).tag(
+        if route.is_public() {
+            "storefront"
+        } else if route.path == "/vendors" || route.path.ends_with("suspend") || route.path.ends_with("reactivate") {
             "platform"
         } else {
             "vendor"
-        })
-        .security(SecurityRequirement::new(SECURITY, ["bestow/api"]))
-        .description(Some(format!(
+        },
+    );
+    op = if route.is_public() {
+        op.description(Some("Public: no authentication; the storefront's slug (or host) resolves the vendor."))
+    } else {
+        op.security(SecurityRequirement::new(SECURITY, ["bestow/api"])).description(Some(format!(
             "Roles: {}.",
             route.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
-        )));
+        )))
+    };
     for segment in route.path.split('/') {
         if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             op = op.parameter(string_param(name, ParameterIn::Path, true, "Another vendor's id is answered with 404."));

@@ -2,10 +2,12 @@
 //! built from it, and a test holds it equal to `template.yaml` and `functions/`.
 
 use crate::audit::routes as audit;
+use crate::bulk::routes as bulk;
 use crate::catalog::routes as catalog;
 use crate::http::RouteDef;
 use crate::jobs::routes as jobs;
 use crate::notifications::routes as notifications;
+use crate::storefronts::routes as storefronts;
 use crate::vendors::routes as vendors;
 
 pub const ALL: &[&RouteDef] = &[
@@ -32,8 +34,22 @@ pub const ALL: &[&RouteDef] = &[
     &catalog::PUT_OPTIONS,
     &catalog::LIST_VARIANTS,
     &catalog::UPDATE_VARIANT,
+    &catalog::CREATE_IMAGE,
+    &catalog::CONFIRM_IMAGE,
+    &catalog::DELETE_IMAGE,
+    &bulk::IMPORT_PRODUCTS,
+    &bulk::BULK_UPDATE_VARIANTS,
     &jobs::GET_JOB,
     &audit::LIST_AUDIT,
+    &storefronts::CREATE_STOREFRONT,
+    &storefronts::LIST_STOREFRONTS,
+    &storefronts::GET_STOREFRONT,
+    &storefronts::UPDATE_STOREFRONT,
+    &storefronts::PUT_LISTING,
+    &storefronts::DELETE_LISTING,
+    &storefronts::LIST_LISTINGS,
+    &storefronts::PUBLIC_PRODUCTS,
+    &storefronts::PUBLIC_PRODUCT,
 ];
 
 /// The route a function binary serves.

@@ -467,3 +467,97 @@ async fn a_running_generation_locks_the_products_variants() {
         .await
         .assert_problem(409);
 }
+
+#[tokio::test]
+async fn images_upload_through_presigned_urls_and_show_on_storefronts() {
+    let stack = Stack::start().await;
+    let owner = stack.vendor("pics").await;
+    let p = create_product(&stack, "pics", &owner, json!({"title": "Vase", "status": "active"})).await;
+    let id = p.json["id"].as_str().unwrap().to_owned();
+    let images = format!("/vendors/pics/products/{id}/images");
+    let png: Vec<u8> = (0..2048u32).map(|i| (i % 251) as u8).collect();
+    let created = stack
+        .call(Method::POST, &images)
+        .token(&owner)
+        .json(&json!({"content_type": "image/png", "size_bytes": png.len(), "alt": "Front"}))
+        .send()
+        .await;
+    created.assert_status(201);
+    let image_id = created.json["image"]["id"].as_str().unwrap().to_owned();
+    let key = created.json["image"]["key"].as_str().unwrap();
+    assert!(key.starts_with(&format!("vendors/pics/products/{id}/images/")), "{key}");
+    assert_eq!(created.json["image"]["status"], "pending");
+
+    // The browser's upload: PUT to the presigned URL with the given headers.
+    let http = reqwest::Client::new();
+    let upload = &created.json["upload"];
+    let mut put = http.put(upload["url"].as_str().unwrap()).body(png.clone());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        if name != "content-length" {
+            put = put.header(name, value.as_str().unwrap());
+        }
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    let confirm = format!("{images}/{image_id}/confirm");
+    let ready = stack.call(Method::POST, &confirm).token(&owner).send().await;
+    ready.assert_status(200);
+    assert_eq!(ready.json["images"][0]["status"], "ready");
+
+    // An image never uploaded, or uploaded with the wrong size, is not confirmed.
+    let other = stack
+        .call(Method::POST, &images)
+        .token(&owner)
+        .json(&json!({"content_type": "image/jpeg", "size_bytes": 10}))
+        .send()
+        .await;
+    let other_confirm = format!("{images}/{}/confirm", other.json["image"]["id"].as_str().unwrap());
+    stack.call(Method::POST, &other_confirm).token(&owner).send().await.assert_problem(409);
+    let _ = http
+        .put(other.json["upload"]["url"].as_str().unwrap())
+        .header("content-type", "image/jpeg")
+        .body(vec![1u8; 5])
+        .send()
+        .await;
+    stack.call(Method::POST, &other_confirm).token(&owner).send().await.assert_problem(409);
+    // Types and sizes are checked before anything is signed.
+    let bad = stack
+        .call(Method::POST, &images)
+        .token(&owner)
+        .json(&json!({"content_type": "application/pdf", "size_bytes": 20_000_000, "variant_ids": ["nope"]}))
+        .send()
+        .await;
+    bad.assert_problem(422);
+    assert_eq!(bad.json["errors"].as_array().unwrap().len(), 3, "{}", bad.text);
+
+    // The storefront shows ready images only, at the asset base URL.
+    let sf = stack
+        .call(Method::POST, "/vendors/pics/storefronts")
+        .token(&owner)
+        .json(&json!({"name": "Pics", "slug": "pics-shop"}))
+        .send()
+        .await;
+    let sf_id = sf.json["id"].as_str().unwrap();
+    stack
+        .call(Method::PUT, &format!("/vendors/pics/storefronts/{sf_id}/products/{id}"))
+        .token(&owner)
+        .json(&json!({}))
+        .send()
+        .await
+        .assert_status(201);
+    let public = stack.call(Method::GET, &format!("/storefronts/pics-shop/products/{id}")).send().await;
+    public.assert_status(200);
+    let shown = public.json["images"].as_array().unwrap();
+    assert_eq!(shown.len(), 1, "{}", public.text);
+    // The URL is the CDN's (locally the emulator's path-style address); the object behind it
+    // holds the uploaded bytes.
+    let (base, bucket) =
+        (stack.app.config.asset_base_url.clone().unwrap(), stack.app.config.assets_bucket.clone().unwrap());
+    assert_eq!(shown[0]["url"].as_str().unwrap(), format!("{base}/{key}"));
+    let object = stack.app.s3.get_object().bucket(&bucket).key(key).send().await.expect("the uploaded object");
+    assert_eq!(object.body.collect().await.unwrap().into_bytes().to_vec(), png);
+
+    stack.call(Method::DELETE, &format!("{images}/{image_id}")).token(&owner).send().await.assert_status(204);
+    let public = stack.call(Method::GET, &format!("/storefronts/pics-shop/products/{id}")).send().await;
+    assert!(public.json["images"].as_array().unwrap().is_empty());
+    assert!(stack.app.s3.head_object().bucket(&bucket).key(key).send().await.is_err(), "the object is deleted too");
+}

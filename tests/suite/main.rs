@@ -2,12 +2,14 @@
 //! over real HTTP through the local gateway. Run with `infra/bestow test`.
 
 mod bad_input;
+mod bulk;
 mod catalog;
 mod concurrency;
 mod idempotency;
 mod jobs;
 mod runtime;
 mod secrets;
+mod storefronts;
 mod support;
 mod tenancy;
 mod vendors;

@@ -52,6 +52,22 @@ async fn function_binaries_answer_their_sample_events_through_the_runtime_api() 
     let body: serde_json::Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
     assert!(!body["options"].as_array().unwrap().is_empty(), "{body}");
 
+    // A public route: no authorizer in the event; the seeded storefront resolves the vendor.
+    let public = invoke_once(
+        &binary("storefront-products-list"),
+        &env,
+        crate::support::event("storefront-products-list"),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let answer = public.outcome.expect("storefront-products-list answered");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let body: serde_json::Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    let titles: Vec<&str> = body["items"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Winter Tee", "Ceramic Mug"], "{body}");
+    assert_eq!(body["items"][0]["price_min_minor"], 2250, "the storefront's 10 % off");
+
     // Another vendor's id in the event: the binary's guard answers 404, as deployed.
     let mut foreign = crate::support::event("vendors-get");
     foreign["pathParameters"]["vendorId"] = "someone-else".into();

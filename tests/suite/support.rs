@@ -10,9 +10,10 @@ pub fn event(function: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The request body of a function's sample event (valid for its route), if it has one.
+/// The request body of a function's sample event (valid for its route), if it has one; a
+/// body that is not JSON (an import's CSV) as a JSON string.
 pub fn sample_body(function: &str) -> Option<Value> {
-    event(function)["body"].as_str().map(|b| serde_json::from_str(b).expect("sample bodies are JSON"))
+    event(function)["body"].as_str().map(|b| serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_owned())))
 }
 
 pub fn shipping_rules() -> Value {
@@ -71,7 +72,7 @@ pub async fn partition_snapshot(stack: &Stack, vendor: &str) -> Vec<String> {
 }
 
 /// A canonical rendering of an attribute value: map keys sorted at every level.
-fn render(value: &AttributeValue) -> String {
+pub fn render(value: &AttributeValue) -> String {
     match value {
         AttributeValue::M(map) => {
             let mut pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", render(v))).collect();
@@ -136,8 +137,9 @@ pub async fn configured_secret(stack: &Stack, vendor: &str, integration: &str) -
     serde_json::from_str(value.secret_string().unwrap()).unwrap()
 }
 
-/// A product with 100 variants (so made by the generation job) for `vendor`, and the ids
-/// routes take in their paths: `productId`, `variantId`, `jobId`.
+/// A product with 100 variants (so made by the generation job) listed on a storefront of
+/// `vendor`, and the ids routes take in their paths: `productId`, `variantId`, `jobId`,
+/// `storefrontId`, `imageId`.
 pub async fn catalog_ids(stack: &Stack, vendor: &str, owner: &str) -> std::collections::BTreeMap<&'static str, String> {
     let ten: Vec<Value> = (0..10).map(|i| json!({ "value": format!("v{i}") })).collect();
     let created = stack
@@ -162,7 +164,32 @@ pub async fn catalog_ids(stack: &Stack, vendor: &str, owner: &str) -> std::colle
         .send()
         .await;
     let variant = variants.json["items"][0]["id"].as_str().unwrap().to_owned();
-    [("productId", product), ("variantId", variant), ("jobId", job)].into()
+    let storefront = stack
+        .call(Method::POST, &format!("/vendors/{vendor}/storefronts"))
+        .token(owner)
+        .json(&json!({"name": format!("Front of {vendor}"), "slug": format!("{vendor}-front")}))
+        .send()
+        .await;
+    storefront.assert_status(201);
+    let storefront = storefront.json["id"].as_str().unwrap().to_owned();
+    stack
+        .call(Method::PUT, &format!("/vendors/{vendor}/storefronts/{storefront}/products/{product}"))
+        .token(owner)
+        .json(&json!({"sort_order": 1}))
+        .send()
+        .await
+        .assert_status(201);
+    // An image record (its upload never happens: confirming it is a 409, not a 404).
+    let image = stack
+        .call(Method::POST, &format!("/vendors/{vendor}/products/{product}/images"))
+        .token(owner)
+        .json(&json!({"content_type": "image/png", "size_bytes": 100}))
+        .send()
+        .await;
+    image.assert_status(201);
+    let image = image.json["image"]["id"].as_str().unwrap().to_owned();
+    [("productId", product), ("variantId", variant), ("jobId", job), ("storefrontId", storefront), ("imageId", image)]
+        .into()
 }
 
 /// A route's path with its placeholders filled in.

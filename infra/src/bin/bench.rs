@@ -2,6 +2,9 @@
 //!
 //!   bestow-bench jobs [N]   N email jobs (default 200), each delivered twice, through the
 //!                           local stack's queue, pollers, worker runtime and SMTP sink
+//!   bestow-bench catalog    generating and persisting 2,048 variants (DynamoDB calls against
+//!                           the ideal ⌈2048/25⌉ batch writes, time), and the DynamoDB calls of
+//!                           a public catalogue page and product page
 //!
 //! Needs the emulator and the SMTP sink (`infra/bestow bench jobs` starts both).
 
@@ -17,6 +20,37 @@ use bestow_infra::stack::{LocalStack, StackOptions};
 use http::Method;
 use serde_json::json;
 
+/// A fresh stack in the emulator with every AWS call counted, its gateway, and the vendor
+/// `bench` created through the API.
+struct Bench {
+    stack: LocalStack,
+    counter: CallCounter,
+    gateway: Gateway,
+    keys: DevKeys,
+    admin: String,
+}
+
+impl Bench {
+    async fn start() -> Result<Self, InfraError> {
+        let counter = CallCounter::default();
+        let prefix = format!("bestow-bench-{}", &bestow::store::ids::new_id()[16..]);
+        let stack = LocalStack::provision(StackOptions {
+            prefix,
+            stage: "bench".into(),
+            secrets_prefix: None,
+            visibility_override: Some(30),
+            counter: Some(counter.clone()),
+        })
+        .await?;
+        let keys = DevKeys::random();
+        let gateway = Gateway::new(stack.app.clone(), keys.clone(), bestow::routes::ALL);
+        let admin = keys.issue(&DevUser { sub: "bench", group: "platform_admin", vendor_id: None }, 600);
+        let vendor = json!({"id": "bench", "name": "Bench", "contact_email": "b@bench.example", "country": "DE", "currency": "EUR"});
+        call(&gateway, &admin, Method::POST, "/vendors", Some(vendor), None).await?;
+        Ok(Self { stack, counter, gateway, keys, admin })
+    }
+}
+
 fn mail_count(dir: &str) -> usize {
     std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count())
@@ -30,23 +64,8 @@ async fn jobs(n: usize) -> Result<(), InfraError> {
         .ok_or_else(|| InfraError::Other("BESTOW_BENCH_SMTP_PORT is not set: run infra/bestow bench jobs".into()))?;
     let maildir = std::env::var("BESTOW_BENCH_MAILDIR")
         .map_err(|_| InfraError::Other("BESTOW_BENCH_MAILDIR is not set".into()))?;
-    let counter = CallCounter::default();
-    let prefix = format!("bestow-bench-{}", &bestow::store::ids::new_id()[16..]);
-    let stack = LocalStack::provision(StackOptions {
-        prefix,
-        stage: "bench".into(),
-        secrets_prefix: None,
-        visibility_override: Some(30),
-        counter: Some(counter.clone()),
-    })
-    .await?;
-    // The vendor and its SMTP settings, through the API.
-    let keys = DevKeys::random();
-    let gateway = Gateway::new(stack.app.clone(), keys.clone(), bestow::routes::ALL);
-    let admin = keys.issue(&DevUser { sub: "bench", group: "platform_admin", vendor_id: None }, 600);
-    let vendor =
-        json!({"id": "bench", "name": "Bench", "contact_email": "b@bench.example", "country": "DE", "currency": "EUR"});
-    call(&gateway, &admin, Method::POST, "/vendors", Some(vendor), None).await?;
+    let Bench { stack, counter, gateway, keys: _, admin } = Bench::start().await?;
+    // The vendor's SMTP settings, through the API.
     let smtp = json!({"host": "127.0.0.1", "port": smtp_port, "username": "bench", "password": "pw", "from_email": "b@bench.example", "from_name": "Bench", "security": "none"});
     let (status, _, body) = call(&gateway, &admin, Method::PUT, "/vendors/bench/smtp", Some(smtp), None).await?;
     if status != 200 {
@@ -147,6 +166,172 @@ async fn jobs(n: usize) -> Result<(), InfraError> {
     Ok(())
 }
 
+fn dynamo_calls(counter: &CallCounter) -> (u64, Vec<(String, u64)>) {
+    let calls: Vec<(String, u64)> = counter
+        .snapshot()
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("DynamoDB_20120810.").map(|op| (op.to_owned(), v)))
+        .collect();
+    (calls.iter().map(|(_, v)| v).sum(), calls)
+}
+
+async fn catalog() -> Result<(), InfraError> {
+    let Bench { stack, counter, gateway, keys, admin: _ } = Bench::start().await?;
+    let owner = keys.issue(&DevUser { sub: "bench-owner", group: "owner", vendor_id: Some("bench") }, 600);
+    let expect = |what: &str, status: u16, want: u16, body: &serde_json::Value| {
+        if status == want { Ok(()) } else { Err(InfraError::Other(format!("{what}: {status} {body}"))) }
+    };
+
+    // 2,048 variants: 64 × 32 option values. The API answers 202 and queues the job; the
+    // job's handler is run here, in this process, with every AWS call counted.
+    let values = |p: &str, n: usize| (0..n).map(|i| json!({"value": format!("{p}{i}")})).collect::<Vec<_>>();
+    let body = json!({"title": "Bench", "options": [{"name": "A", "values": values("a", 64)}, {"name": "B", "values": values("b", 32)}]});
+    let (status, _, created) =
+        call(&gateway, &owner, Method::POST, "/vendors/bench/products", Some(body), None).await?;
+    expect("product", status, 202, &created)?;
+    let product_id = created["id"].as_str().unwrap_or_default().to_owned();
+    let job = bestow::catalog::jobs::VariantGeneration {
+        job_id: created["variant_generation"]["job_id"].as_str().unwrap_or_default().to_owned(),
+        product_id: product_id.clone(),
+        options_revision: 1,
+        requested_by: "bench-owner".into(),
+        requested_by_role: "owner".into(),
+    };
+    let scope = bestow::tenancy::guard::job_scope("bench", "variant_generation")
+        .map_err(|e| InfraError::Other(e.to_string()))?;
+    counter.reset();
+    let started = Instant::now();
+    let result = bestow::catalog::service::run_generation(&stack.app, &scope, &job)
+        .await
+        .map_err(|e| InfraError::Other(e.to_string()))?;
+    let generation_time = started.elapsed();
+    let (total, by_op) = dynamo_calls(&counter);
+    let batch = by_op.iter().find(|(op, _)| op == "BatchWriteItem").map_or(0, |(_, n)| *n);
+    let ideal = 2048u64.div_ceil(25);
+    println!("catalog benchmark (moto, debug build, one process)");
+    println!("  variants generated               {}", result["created"]);
+    println!(
+        "  BatchWriteItem calls             {batch} (ideal ⌈2048/25⌉ = {ideal}; ratio {:.2})",
+        batch as f64 / ideal as f64
+    );
+    println!("  all DynamoDB calls of the job    {total} {by_op:?}");
+    println!(
+        "    overhead beyond the batches    {} (product read, variant pages, progress, lock release + audit, job record)",
+        total - batch
+    );
+    println!("    + the worker runtime           2 (idempotency claim and completion, per job)");
+    println!(
+        "  time to generate and persist     {:.0} ms ({:.2} ms per variant)",
+        generation_time.as_secs_f64() * 1e3,
+        generation_time.as_secs_f64() * 1e3 / 2048.0
+    );
+
+    // Where a regeneration's time goes: reading 2,048 variants back (two 1 MB Query pages).
+    let started = Instant::now();
+    let variants = bestow::catalog::repo::CatalogRepo::new(&stack.app.table, &scope)
+        .all_variants(&product_id)
+        .await
+        .map_err(|e| InfraError::Other(e.to_string()))?;
+    let read_and_decode = started.elapsed();
+    let started = Instant::now();
+    let partition = bestow::store::keys::variants_partition(&scope, &product_id);
+    let prefix = Some(bestow::store::keys::VARIANT_SK_PREFIX);
+    stack.app.table.query_all(&partition, prefix).await.map_err(|e| InfraError::Other(e.to_string()))?;
+    let read_only = started.elapsed();
+    println!(
+        "  reading the {} variants back     {:.0} ms (the same two Query pages without decoding: {:.0} ms: the emulator's time)",
+        variants.len(),
+        read_and_decode.as_secs_f64() * 1e3,
+        read_only.as_secs_f64() * 1e3
+    );
+
+    // Regenerating the same option set: nothing to write.
+    let (status, headers, product) =
+        call(&gateway, &owner, Method::GET, &format!("/vendors/bench/products/{product_id}"), None, None).await?;
+    expect("product read", status, 200, &product)?;
+    let etag = headers.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let options: Vec<serde_json::Value> = product["options"]
+        .as_array()
+        .map(|o| o.iter().map(|o| json!({"id": o["id"], "name": o["name"], "values": o["values"]})).collect())
+        .unwrap_or_default();
+    counter.reset();
+    let started = Instant::now();
+    let (status, _, again) = call(
+        &gateway,
+        &owner,
+        Method::PUT,
+        &format!("/vendors/bench/products/{product_id}/options"),
+        Some(json!({"options": options})),
+        Some(etag.as_str()),
+    )
+    .await?;
+    expect("regeneration", status, 200, &again)?;
+    let (total, by_op) = dynamo_calls(&counter);
+    println!(
+        "  regenerating unchanged options   {total} DynamoDB calls {by_op:?}, {:.0} ms, 0 variant writes",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+
+    // A storefront listing 60 products; the public pages as an anonymous visitor sees them.
+    let (status, _, storefront) = call(
+        &gateway,
+        &owner,
+        Method::POST,
+        "/vendors/bench/storefronts",
+        Some(json!({"name": "Bench", "slug": "bench-shop"})),
+        None,
+    )
+    .await?;
+    expect("storefront", status, 201, &storefront)?;
+    let storefront_id = storefront["id"].as_str().unwrap_or_default().to_owned();
+    let mut first = String::new();
+    for i in 0..60 {
+        let body = json!({"title": format!("Item {i}"), "status": "active", "options": [{"name": "Size", "values": values("s", 3)}], "variant_defaults": {"price_minor": 1000 + i}});
+        let (status, _, p) = call(&gateway, &owner, Method::POST, "/vendors/bench/products", Some(body), None).await?;
+        expect("listed product", status, 201, &p)?;
+        let id = p["id"].as_str().unwrap_or_default().to_owned();
+        let path = format!("/vendors/bench/storefronts/{storefront_id}/products/{id}");
+        let (status, _, l) = call(&gateway, &owner, Method::PUT, &path, Some(json!({"sort_order": i})), None).await?;
+        expect("listing", status, 201, &l)?;
+        if i == 0 {
+            first = id;
+        }
+    }
+    let mut pages = 0;
+    let mut items = 0;
+    let mut cursor: Option<String> = None;
+    counter.reset();
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/storefronts/bench-shop/products?limit=25&cursor={c}"),
+            None => "/storefronts/bench-shop/products?limit=25".to_owned(),
+        };
+        let (status, _, page) = call(&gateway, "", Method::GET, &path, None, None).await?;
+        expect("public page", status, 200, &page)?;
+        pages += 1;
+        items += page["items"].as_array().map_or(0, Vec::len);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let (total, by_op) = dynamo_calls(&counter);
+    println!("  public catalogue: {items} products in {pages} pages of 25");
+    println!(
+        "    DynamoDB calls per page        {:.2} {by_op:?} (resolver GetItem + one Query)",
+        total as f64 / pages as f64
+    );
+    counter.reset();
+    let (status, _, page) =
+        call(&gateway, "", Method::GET, &format!("/storefronts/bench-shop/products/{first}"), None, None).await?;
+    expect("public product", status, 200, &page)?;
+    let (total, by_op) = dynamo_calls(&counter);
+    println!(
+        "    DynamoDB calls per product page {total} {by_op:?} (resolver, listing, product + variants in one Query)"
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -156,7 +341,8 @@ async fn main() -> std::process::ExitCode {
             Ok(n) if n > 0 => jobs(n).await,
             _ => Err(InfraError::Other(format!("not a count: {n}"))),
         },
-        _ => Err(InfraError::Other("usage: bestow-bench jobs [N]".into())),
+        ["catalog"] => catalog().await,
+        _ => Err(InfraError::Other("usage: bestow-bench jobs [N] | catalog".into())),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

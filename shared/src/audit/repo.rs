@@ -48,6 +48,7 @@ impl<'a> AuditLog<'a> {
                 limit,
                 cursor,
                 descending: true,
+                filter: None,
             })
             .await?;
         let entries = items.into_iter().map(|item| decode(item).map(|v| v.value)).collect::<Result<_, _>>()?;

@@ -1,18 +1,13 @@
 //! API shapes of the catalogue. Requests refuse unknown fields; prices are integer minor
 //! units of the product's currency.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::model::{
     Attributes, InventoryPolicy, OptionInput, Product, ProductOption, ProductStatus, Variant, VariantDefaults,
     VariantStatus, variant_labels,
 };
-
-/// For PATCH fields that may be cleared: absent → `None`, `null` → `Some(None)`.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +74,7 @@ pub struct ProductResponse {
     pub options: Vec<ProductOption>,
     pub currency: String,
     pub variant_defaults: VariantDefaults,
+    pub images: Vec<super::model::ProductImage>,
     /// Active variants (as of the last finished generation).
     pub variant_count: u32,
     /// Present while a variant generation job runs; variant writes wait for it (409).
@@ -104,6 +100,7 @@ impl ProductResponse {
             options: p.options,
             currency: p.currency,
             variant_defaults: p.variant_defaults,
+            images: p.images,
             variant_count: p.variant_count,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -203,21 +200,50 @@ pub struct VariantList {
 #[serde(deny_unknown_fields)]
 pub struct UpdateVariantRequest {
     /// Unique per vendor across all products; `null` clears it.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::nullable")]
     #[schema(value_type = Option<String>)]
     pub sku: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::nullable")]
     #[schema(value_type = Option<String>)]
     pub barcode: Option<Option<String>>,
     pub price_minor: Option<i64>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::nullable")]
     #[schema(value_type = Option<i64>)]
     pub compare_at_price_minor: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::nullable")]
     #[schema(value_type = Option<u32>)]
     pub weight_grams: Option<Option<u32>>,
     pub stock_quantity: Option<i64>,
     pub inventory_policy: Option<InventoryPolicy>,
     /// Replaces the whole attribute map.
     pub attributes: Option<Attributes>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateImageRequest {
+    /// `image/jpeg`, `image/png`, `image/webp` or `image/gif`.
+    pub content_type: String,
+    /// The exact size of the file to upload: the upload URL is signed for it (≤ 10 MiB).
+    pub size_bytes: u64,
+    pub alt: Option<String>,
+    /// The variants it shows; the whole product when absent.
+    #[serde(default)]
+    pub variant_ids: Vec<String>,
+}
+
+/// How to upload: `PUT` the file's bytes to `url` with exactly these headers, before
+/// `expires_at`; then confirm the image.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadInstructions {
+    pub method: String,
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageUpload {
+    pub image: super::model::ProductImage,
+    pub upload: UploadInstructions,
 }

@@ -124,8 +124,46 @@ pub struct Product {
     pub options_revision: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<GenerationLock>,
+    /// In display order; uploads in progress are `pending` until confirmed.
+    #[serde(default)]
+    pub images: Vec<ProductImage>,
+    /// Storefronts listing the product, kept with the listings in one transaction, so a
+    /// catalogue write knows which listings' cards to refresh without a lookup.
+    #[serde(default)]
+    pub storefronts: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+pub const MAX_IMAGES: usize = 50;
+pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
+/// Image types and the extension their objects get.
+pub const IMAGE_TYPES: &[(&str, &str)] =
+    &[("image/jpeg", "jpg"), ("image/png", "png"), ("image/webp", "webp"), ("image/gif", "gif")];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageStatus {
+    /// An upload URL was handed out; the object is not confirmed yet.
+    Pending,
+    /// The object exists with the declared type and size.
+    Ready,
+}
+
+/// An image of a product (or of some of its variants), an object in the assets bucket under
+/// `vendors/<vendor>/products/<product>/images/`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProductImage {
+    pub id: String,
+    /// The object key.
+    pub key: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub alt: Option<String>,
+    /// The variants it shows; the whole product when empty.
+    pub variant_ids: Vec<String>,
+    pub status: ImageStatus,
+    pub created_at: String,
 }
 
 /// A variant, stored in its product's partition at `VARIANT#<id>`.
@@ -145,6 +183,10 @@ pub struct Variant {
     pub inventory_policy: InventoryPolicy,
     pub attributes: Attributes,
     pub status: VariantStatus,
+    /// The last bulk update job that changed the variant: a retried job skips it, so an
+    /// adjustment (stock +5, price -10 %) is applied once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_bulk_job: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -166,6 +208,7 @@ impl Variant {
             inventory_policy: d.inventory_policy,
             attributes: Attributes::new(),
             status: VariantStatus::Active,
+            last_bulk_job: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
         }
@@ -344,6 +387,12 @@ pub fn check_sku(sku: &str, pointer: &str, errors: &mut Vec<FieldError>) {
     if sku.is_empty() || sku.len() > 64 || sku.trim() != sku || sku.chars().any(char::is_control) {
         errors.push(FieldError::new(pointer, "must be 1-64 printable characters without leading or trailing spaces"));
     }
+}
+
+/// A price changed by a percentage (-100..=1000), rounded half up to the minor unit, in
+/// integers: prices are never negative.
+pub fn adjust_price(price_minor: i64, percent: i32) -> i64 {
+    ((price_minor as i128 * (100 + percent as i128) + 50) / 100) as i64
 }
 
 pub fn check_price(value: i64, pointer: &str, errors: &mut Vec<FieldError>) {
@@ -532,6 +581,30 @@ pub fn resolve_options(
     if errors.is_empty() { Ok(resolved) } else { Err(errors) }
 }
 
+/// A product for the unit tests of this crate: active, in EUR, `price_minor` for new variants.
+#[cfg(test)]
+pub(crate) fn test_product(options: Vec<ProductOption>, price_minor: i64) -> Product {
+    Product {
+        id: "p".into(),
+        handle: "p".into(),
+        title: "P".into(),
+        description: String::new(),
+        status: ProductStatus::Active,
+        tags: vec![],
+        attributes: Attributes::new(),
+        options,
+        currency: "EUR".into(),
+        variant_defaults: VariantDefaults { price_minor, ..Default::default() },
+        variant_count: 0,
+        options_revision: 1,
+        generation: None,
+        images: vec![],
+        storefronts: vec![],
+        created_at: String::new(),
+        updated_at: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,23 +619,7 @@ mod tests {
     }
 
     fn product(options: Vec<ProductOption>) -> Product {
-        Product {
-            id: "p".into(),
-            handle: "p".into(),
-            title: "P".into(),
-            description: String::new(),
-            status: ProductStatus::Active,
-            tags: vec![],
-            attributes: Attributes::new(),
-            options,
-            currency: "EUR".into(),
-            variant_defaults: VariantDefaults { price_minor: 1000, ..Default::default() },
-            variant_count: 0,
-            options_revision: 1,
-            generation: None,
-            created_at: String::new(),
-            updated_at: String::new(),
-        }
+        test_product(options, 1000)
     }
 
     /// Applies a plan the way the store would, numbering new variants after the existing ones.

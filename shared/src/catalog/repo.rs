@@ -78,6 +78,7 @@ impl<'a> CatalogRepo<'a> {
                 limit,
                 cursor,
                 descending: false,
+                filter: None,
             })
             .await?;
         Ok((items.into_iter().map(decode).collect::<Result<_, _>>()?, next))
@@ -103,6 +104,7 @@ impl<'a> CatalogRepo<'a> {
                 limit,
                 cursor,
                 descending: false,
+                filter: None,
             })
             .await?;
         Ok((items.into_iter().map(decode).collect::<Result<_, _>>()?, next))
@@ -111,13 +113,45 @@ impl<'a> CatalogRepo<'a> {
     /// Every variant of a product, active and archived, strongly consistent: what a
     /// generation plans from.
     pub async fn all_variants(&self, product_id: &str) -> Result<Vec<Versioned<Variant>>, StoreError> {
-        let items =
-            self.table.query_all(&keys::variants_partition(self.scope, product_id), keys::VARIANT_SK_PREFIX).await?;
+        let items = self
+            .table
+            .query_all(&keys::variants_partition(self.scope, product_id), Some(keys::VARIANT_SK_PREFIX))
+            .await?;
         items.into_iter().map(decode).collect()
+    }
+
+    /// The product and all its variants in one strongly consistent Query (they share a
+    /// partition): what a storefront's product page shows.
+    pub async fn product_with_variants(
+        &self,
+        product_id: &str,
+    ) -> Result<Option<(Versioned<Product>, Vec<Versioned<Variant>>)>, StoreError> {
+        let mut product = None;
+        let mut variants = Vec::new();
+        for item in self.table.query_all(&keys::variants_partition(self.scope, product_id), None).await? {
+            let is_product = matches!(item.get(attr::SK), Some(AttributeValue::S(sk)) if sk == keys::PRODUCT_SK);
+            if is_product {
+                product = Some(decode(item)?);
+            } else {
+                variants.push(decode(item)?);
+            }
+        }
+        Ok(product.map(|p| (p, variants)))
     }
 
     pub async fn sku_claim(&self, sku: &str) -> Result<Option<SkuClaim>, StoreError> {
         Ok(self.table.get(&keys::sku_key(self.scope, sku)).await?.map(decode).transpose()?.map(|v| v.value))
+    }
+
+    /// Who holds each of `skus` (those held by anyone): ⌈n/100⌉ BatchGetItem calls.
+    pub async fn sku_claims(&self, skus: &[String]) -> Result<std::collections::HashMap<String, SkuClaim>, StoreError> {
+        let keys: Vec<keys::Key> = skus.iter().map(|s| keys::sku_key(self.scope, s)).collect();
+        let mut claims = std::collections::HashMap::new();
+        for item in self.table.batch_get(&keys).await? {
+            let claim: SkuClaim = decode(item)?.value;
+            claims.insert(claim.sku.clone(), claim);
+        }
+        Ok(claims)
     }
 
     pub async fn handle_claim(&self, handle: &str) -> Result<Option<HandleClaim>, StoreError> {

@@ -165,3 +165,53 @@ async fn update_variant(ctx: TenantCtx) -> HandlerResult {
     let version = variant.version;
     Ok(ApiResponse::ok(&VariantResponse::new(&options, variant.value))?.with_etag(version))
 }
+
+pub const CREATE_IMAGE: RouteDef = RouteDef {
+    function: "images-create",
+    method: "POST",
+    path: "/vendors/{vendorId}/products/{productId}/images",
+    summary: "Add an image: records it and returns a presigned upload URL for exactly its type and size",
+    handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(create_image(ctx)) },
+    request: Some(schema::<CreateImageRequest>()),
+    response: Some(schema::<ImageUpload>()),
+    success: 201,
+    ..BASE
+};
+
+async fn create_image(ctx: TenantCtx) -> HandlerResult {
+    let req = ctx.input.json::<CreateImageRequest>()?;
+    let upload = service::create_image(&ctx.app, &ctx.scope, ctx.input.path("productId")?, req).await?;
+    ApiResponse::json(201, &upload)
+}
+
+pub const CONFIRM_IMAGE: RouteDef = RouteDef {
+    function: "images-confirm",
+    method: "POST",
+    path: "/vendors/{vendorId}/products/{productId}/images/{imageId}/confirm",
+    summary: "Mark an uploaded image ready (checks the object's type and size)",
+    handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(confirm_image(ctx)) },
+    response: Some(schema::<ProductResponse>()),
+    ..BASE
+};
+
+async fn confirm_image(ctx: TenantCtx) -> HandlerResult {
+    let (product, image) = (ctx.input.path("productId")?, ctx.input.path("imageId")?);
+    let product = service::confirm_image(&ctx.app, &ctx.scope, product, image).await?;
+    product_answer(&ctx, 200, product, None)
+}
+
+pub const DELETE_IMAGE: RouteDef = RouteDef {
+    function: "images-delete",
+    method: "DELETE",
+    path: "/vendors/{vendorId}/products/{productId}/images/{imageId}",
+    summary: "Remove an image from a product and delete its object",
+    handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(delete_image(ctx)) },
+    success: 204,
+    ..BASE
+};
+
+async fn delete_image(ctx: TenantCtx) -> HandlerResult {
+    let (product, image) = (ctx.input.path("productId")?, ctx.input.path("imageId")?);
+    service::delete_image(&ctx.app, &ctx.scope, product, image).await?;
+    Ok(ApiResponse::no_content())
+}

@@ -16,6 +16,7 @@ use crate::error::{ApiError, FieldError};
 use crate::jobs::records::{JobRecord, JobRecords, JobStatus};
 use crate::jobs::{Job, JobError};
 use crate::store::{Cursor, StoreError, Versioned, ids};
+use crate::storefronts::service::refresh_listings;
 use crate::tenancy::TenantScope;
 use crate::vendors::repo::VendorRepo;
 use crate::vendors::service::now_rfc3339;
@@ -30,10 +31,6 @@ fn not_found(what: &str, id: &str) -> ApiError {
     ApiError::NotFound(format!("{what} {id} not found"))
 }
 
-fn reject_if_any(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::validation(errors)) }
-}
-
 fn locked(product: &Product) -> Option<ApiError> {
     product.generation.as_ref().map(|lock| {
         ApiError::Conflict(format!(
@@ -41,10 +38,6 @@ fn locked(product: &Product) -> Option<ApiError> {
             lock.job_id
         ))
     })
-}
-
-fn stale(what: &str) -> ApiError {
-    ApiError::PreconditionFailed(format!("the {what} changed since you read it; read it again"))
 }
 
 fn resource(product_id: &str) -> String {
@@ -82,7 +75,7 @@ async fn product_write_failed(
             let owner = repo.handle_claim(handle).await.ok().flatten().map(|c| c.product_id).unwrap_or_default();
             ApiError::Conflict(format!("the handle {handle} is already used by product {owner}; choose another"))
         }
-        StoreError::TransactionConditionFailed { failed } if failed.contains(&0) => stale("product"),
+        StoreError::TransactionConditionFailed { failed } if failed.contains(&0) => ApiError::stale("product"),
         other => other.into(),
     }
 }
@@ -123,11 +116,13 @@ pub async fn create_product(
         variant_count: 0,
         options_revision: 1,
         generation: None,
+        images: Vec::new(),
+        storefronts: Vec::new(),
         created_at: now.clone(),
         updated_at: now.clone(),
     };
     check_product(&product, &mut errors);
-    reject_if_any(errors)?;
+    ApiError::reject_if_any(errors)?;
 
     let repo = CatalogRepo::new(&app.table, scope);
     let plan = plan_generation(&product.options, &[]);
@@ -177,7 +172,7 @@ pub async fn update_product(
     let repo = CatalogRepo::new(&app.table, scope);
     let current = get_product(app, scope, product_id).await?;
     if current.version != expected {
-        return Err(stale("product"));
+        return Err(ApiError::stale("product"));
     }
     let mut product = current.value.clone();
     if let Some(title) = req.title {
@@ -203,7 +198,7 @@ pub async fn update_product(
     }
     let mut errors = Vec::new();
     check_product(&product, &mut errors);
-    reject_if_any(errors)?;
+    ApiError::reject_if_any(errors)?;
     product.updated_at = now_rfc3339();
 
     let mut items = vec![repo.put_product(&product, Some(expected))?];
@@ -218,6 +213,7 @@ pub async fn update_product(
     if let Err(err) = repo.commit(items).await {
         return Err(product_write_failed(&repo, err, &product.handle, handle_changed.then_some(1)).await);
     }
+    refresh_listings(app, scope, &product, None).await;
     Ok(Versioned { value: product, version: expected + 1 })
 }
 
@@ -237,7 +233,7 @@ pub async fn put_options(
         return Err(conflict);
     }
     if current.version != expected {
-        return Err(stale("product"));
+        return Err(ApiError::stale("product"));
     }
     let options =
         resolve_options(&current.value.options, req.options, &mut ids::new_id).map_err(ApiError::validation)?;
@@ -265,8 +261,13 @@ pub async fn put_options(
             items.push(repo.put_variant(&Variant::new(&product, id, values, &now), None)?);
         }
         return match repo.commit(items).await {
-            Ok(()) => Ok((Versioned { value: product, version: expected + 1 }, None)),
-            Err(StoreError::TransactionConditionFailed { failed }) if failed.contains(&0) => Err(stale("product")),
+            Ok(()) => {
+                refresh_listings(app, scope, &product, None).await;
+                Ok((Versioned { value: product, version: expected + 1 }, None))
+            }
+            Err(StoreError::TransactionConditionFailed { failed }) if failed.contains(&0) => {
+                Err(ApiError::stale("product"))
+            }
             Err(StoreError::TransactionConditionFailed { .. }) => Err(ApiError::Conflict(
                 "a variant changed while the options were applied; send the options again".into(),
             )),
@@ -351,7 +352,7 @@ pub async fn update_variant(
         return Err(conflict);
     }
     if current.version != expected {
-        return Err(stale("variant"));
+        return Err(ApiError::stale("variant"));
     }
     if current.value.status == VariantStatus::Archived {
         return Err(ApiError::Conflict(
@@ -385,7 +386,7 @@ pub async fn update_variant(
     }
     let mut errors = Vec::new();
     check_variant(&variant, &mut errors);
-    reject_if_any(errors)?;
+    ApiError::reject_if_any(errors)?;
     variant.updated_at = now_rfc3339();
 
     let mut items = vec![repo.put_variant(&variant, Some(expected))?, repo.check_unlocked(product_id)?];
@@ -403,7 +404,10 @@ pub async fn update_variant(
         .versions(Some(expected), Some(expected + 1));
     items.push(AuditLog::new(&app.table, scope).transact_put(&entry)?);
     match repo.commit(items).await {
-        Ok(()) => Ok((Versioned { value: variant, version: expected + 1 }, product.value.options)),
+        Ok(()) => {
+            refresh_listings(app, scope, &product.value, None).await;
+            Ok((Versioned { value: variant, version: expected + 1 }, product.value.options))
+        }
         Err(StoreError::TransactionConditionFailed { failed }) => {
             if let (Some(i), Some(sku)) = (claim_index, &variant.sku)
                 && failed.contains(&i)
@@ -420,7 +424,7 @@ pub async fn update_variant(
                     "a variant generation started for this product; retry when it has finished".into(),
                 ));
             }
-            Err(stale("variant"))
+            Err(ApiError::stale("variant"))
         }
         Err(other) => Err(other.into()),
     }
@@ -442,7 +446,7 @@ pub async fn run_generation(
 ) -> Result<serde_json::Value, JobError> {
     let repo = CatalogRepo::new(&app.table, scope);
     let records = JobRecords::new(&app.table, scope);
-    let Some(mut product) = repo.product(&job.product_id).await.map_err(retryable)? else {
+    let Some(product) = repo.product(&job.product_id).await.map_err(retryable)? else {
         return Err(JobError::Permanent(format!("product {} no longer exists", job.product_id)));
     };
     if product.value.generation.as_ref().is_none_or(|lock| lock.job_id != job.job_id) {
@@ -450,7 +454,47 @@ pub async fn run_generation(
         return Ok(json!({ "skipped": "the product is not locked by this job" }));
     }
     records.progress(&job.job_id, JobStatus::Running, 0, 0, 0).await.map_err(retryable)?;
-    let existing = repo.all_variants(&job.product_id).await.map_err(retryable)?;
+    let actor = Actor { user: &job.requested_by, role: &job.requested_by_role };
+    let Some(generated) = generate_locked(app, scope, product, &job.job_id, actor, Some(&records)).await? else {
+        return Ok(json!({ "skipped": "the product's lock was released by someone else" }));
+    };
+    let mut record = JobRecord::queued(scope, job.job_id.clone(), VariantGeneration::TYPE, None);
+    record.status = JobStatus::Succeeded;
+    (record.total, record.processed, record.result) =
+        (generated.writes, generated.writes, Some(generated.result.clone()));
+    records.finish(&record).await.map_err(retryable)?;
+    Ok(generated.result)
+}
+
+/// Who a job acts for: the audit entries it writes name them.
+#[derive(Clone, Copy)]
+pub struct Actor<'a> {
+    pub user: &'a str,
+    pub role: &'a str,
+}
+
+pub struct Generated {
+    pub result: serde_json::Value,
+    /// The product as released (its new version).
+    pub product: Versioned<Product>,
+    pub writes: u64,
+}
+
+/// Brings a locked product's variants in line with its options and releases the lock (held by
+/// `job_id`): the body of the generation job, and of an import that creates or extends a
+/// product. Reports progress on `progress`'s record when given. `None` when the lock was
+/// taken from the job meanwhile (abandoned after a failure).
+pub async fn generate_locked(
+    app: &App,
+    scope: &TenantScope,
+    mut product: Versioned<Product>,
+    job_id: &str,
+    actor: Actor<'_>,
+    progress: Option<&JobRecords<'_>>,
+) -> Result<Option<Generated>, JobError> {
+    let repo = CatalogRepo::new(&app.table, scope);
+    let product_id = product.value.id.clone();
+    let existing = repo.all_variants(&product_id).await.map_err(retryable)?;
     let plan = plan_generation(&product.value.options, &existing);
     let now = now_rfc3339();
     let mut writes: Vec<Versioned<Variant>> = Vec::with_capacity(plan.writes());
@@ -468,7 +512,9 @@ pub async fn run_generation(
     for chunk in writes.chunks(PROGRESS_EVERY) {
         batch_calls += repo.batch_put_variants(chunk).await.map_err(retryable)?;
         done += chunk.len() as u64;
-        records.progress(&job.job_id, JobStatus::Running, total, done, 0).await.map_err(retryable)?;
+        if let Some(records) = progress {
+            records.progress(job_id, JobStatus::Running, total, done, 0).await.map_err(retryable)?;
+        }
     }
     let result = json!({
         "created": plan.create.len(),
@@ -481,13 +527,12 @@ pub async fn run_generation(
     // Release the lock. The product may have been edited meanwhile (title, status): re-read
     // and try again, the lock itself is only ever removed by its job.
     let entry =
-        AuditEntry::by(&job.requested_by, &job.requested_by_role, "variants.generated", resource(&job.product_id))
-            .summary(plan.summary());
+        AuditEntry::by(actor.user, actor.role, "variants.generated", resource(&product_id)).summary(plan.summary());
     for attempt in 0..5 {
         if attempt > 0 {
-            product = match repo.product(&job.product_id).await.map_err(retryable)? {
-                Some(p) if p.value.generation.as_ref().is_some_and(|l| l.job_id == job.job_id) => p,
-                _ => return Ok(result),
+            product = match repo.product(&product_id).await.map_err(retryable)? {
+                Some(p) if p.value.generation.as_ref().is_some_and(|l| l.job_id == job_id) => p,
+                _ => return Ok(None),
             };
         }
         let mut released = product.value.clone();
@@ -501,11 +546,9 @@ pub async fn run_generation(
         ];
         match repo.commit(items).await {
             Ok(()) => {
-                let mut record = JobRecord::queued(scope, job.job_id.clone(), VariantGeneration::TYPE, None);
-                record.status = JobStatus::Succeeded;
-                (record.total, record.processed, record.result) = (total, done, Some(result.clone()));
-                records.finish(&record).await.map_err(retryable)?;
-                return Ok(result);
+                refresh_listings(app, scope, &released, None).await;
+                let product = Versioned { value: released, version: product.version + 1 };
+                return Ok(Some(Generated { result, product, writes: total }));
             }
             Err(StoreError::TransactionConditionFailed { .. }) => continue,
             Err(other) => return Err(retryable(other)),
@@ -536,4 +579,175 @@ pub async fn abandon_generation(
     record.failure =
         Some(format!("{why}; the variants may be incomplete: send the product's options again to finish them"));
     JobRecords::new(&app.table, scope).finish(&record).await
+}
+
+// ---------------------------------------------------------------- images
+
+/// How long an upload URL is valid.
+const UPLOAD_URL_SECONDS: u64 = 900;
+
+fn assets_bucket(app: &App) -> Result<&str, ApiError> {
+    app.config
+        .assets_bucket
+        .as_deref()
+        .ok_or_else(|| ApiError::internal("BESTOW_ASSETS_BUCKET is not set for this function"))
+}
+
+/// Saves a product changed by an image operation (conditioned on the version read), with its
+/// audit entry.
+async fn save_images(
+    app: &App,
+    scope: &TenantScope,
+    current: &Versioned<Product>,
+    product: &Product,
+    action: &str,
+) -> Result<u64, ApiError> {
+    let repo = CatalogRepo::new(&app.table, scope);
+    let entry = AuditEntry::new(scope, action, resource(&product.id))
+        .versions(Some(current.version), Some(current.version + 1));
+    let items =
+        vec![repo.put_product(product, Some(current.version))?, AuditLog::new(&app.table, scope).transact_put(&entry)?];
+    match repo.commit(items).await {
+        Ok(()) => Ok(current.version + 1),
+        Err(StoreError::TransactionConditionFailed { .. }) => {
+            Err(ApiError::Conflict("the product changed meanwhile; try again".into()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Records a pending image on the product and presigns its upload: a PUT of exactly the
+/// declared type and size, under the vendor's prefix of the assets bucket.
+pub async fn create_image(
+    app: &App,
+    scope: &TenantScope,
+    product_id: &str,
+    req: CreateImageRequest,
+) -> Result<ImageUpload, ApiError> {
+    let bucket = assets_bucket(app)?;
+    let current = get_product(app, scope, product_id).await?;
+    let mut errors = Vec::new();
+    let extension = IMAGE_TYPES.iter().find(|(t, _)| *t == req.content_type).map(|(_, ext)| *ext);
+    if extension.is_none() {
+        let allowed = IMAGE_TYPES.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ");
+        errors.push(FieldError::new("/content_type", format!("must be one of {allowed}")));
+    }
+    if !(1..=MAX_IMAGE_BYTES).contains(&req.size_bytes) {
+        errors.push(FieldError::new("/size_bytes", format!("must be 1..={MAX_IMAGE_BYTES} bytes")));
+    }
+    if req.alt.as_ref().is_some_and(|a| a.chars().count() > 512) {
+        errors.push(FieldError::new("/alt", "must be at most 512 characters"));
+    }
+    if current.value.images.len() >= MAX_IMAGES {
+        errors.push(FieldError::new("", format!("a product has at most {MAX_IMAGES} images")));
+    }
+    if !req.variant_ids.is_empty() {
+        let variants = CatalogRepo::new(&app.table, scope).all_variants(product_id).await?;
+        for (i, id) in req.variant_ids.iter().enumerate() {
+            if !variants.iter().any(|v| &v.value.id == id) {
+                errors.push(FieldError::new(format!("/variant_ids/{i}"), format!("the product has no variant {id}")));
+            }
+        }
+    }
+    ApiError::reject_if_any(errors)?;
+    let id = ids::new_id();
+    let key = format!("vendors/{}/products/{product_id}/images/{id}.{}", scope.vendor_id(), extension.unwrap_or("bin"));
+    let image = ProductImage {
+        id,
+        key: key.clone(),
+        content_type: req.content_type.clone(),
+        size_bytes: req.size_bytes,
+        alt: req.alt,
+        variant_ids: req.variant_ids,
+        status: ImageStatus::Pending,
+        created_at: now_rfc3339(),
+    };
+    let expires = std::time::Duration::from_secs(UPLOAD_URL_SECONDS);
+    let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires).map_err(ApiError::internal)?;
+    let presigned = app
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type(&req.content_type)
+        .content_length(req.size_bytes as i64)
+        .presigned(presigning)
+        .await
+        .map_err(|e| ApiError::internal(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    let mut product = current.value.clone();
+    product.images.push(image.clone());
+    product.updated_at = now_rfc3339();
+    save_images(app, scope, &current, &product, "product.image_added").await?;
+    let expires_at = time::OffsetDateTime::now_utc() + expires;
+    let mut headers: std::collections::BTreeMap<String, String> =
+        presigned.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    headers.insert("content-type".into(), req.content_type);
+    headers.insert("content-length".into(), req.size_bytes.to_string());
+    Ok(ImageUpload {
+        image,
+        upload: UploadInstructions {
+            method: "PUT".into(),
+            url: presigned.uri().to_owned(),
+            headers,
+            expires_at: expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        },
+    })
+}
+
+/// Marks an image ready once its object exists with the declared type and size.
+pub async fn confirm_image(
+    app: &App,
+    scope: &TenantScope,
+    product_id: &str,
+    image_id: &str,
+) -> Result<Versioned<Product>, ApiError> {
+    let bucket = assets_bucket(app)?;
+    let current = get_product(app, scope, product_id).await?;
+    let image =
+        current.value.images.iter().find(|i| i.id == image_id).cloned().ok_or_else(|| not_found("image", image_id))?;
+    if image.status == ImageStatus::Ready {
+        return Ok(current);
+    }
+    let head = match app.s3.head_object().bucket(bucket).key(&image.key).send().await {
+        Ok(head) => head,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {
+            return Err(ApiError::Conflict("the image has not been uploaded yet".into()));
+        }
+        Err(err) => return Err(ApiError::internal(aws_sdk_s3::error::DisplayErrorContext(err))),
+    };
+    if head.content_length() != Some(image.size_bytes as i64)
+        || head.content_type() != Some(image.content_type.as_str())
+    {
+        return Err(ApiError::Conflict(format!(
+            "the uploaded object is not the declared {} of {} bytes; upload it again",
+            image.content_type, image.size_bytes
+        )));
+    }
+    let mut product = current.value.clone();
+    if let Some(found) = product.images.iter_mut().find(|i| i.id == image_id) {
+        found.status = ImageStatus::Ready;
+    }
+    product.updated_at = now_rfc3339();
+    let version = save_images(app, scope, &current, &product, "product.image_ready").await?;
+    refresh_listings(app, scope, &product, None).await;
+    Ok(Versioned { value: product, version })
+}
+
+/// Removes an image from the product, then its object.
+pub async fn delete_image(app: &App, scope: &TenantScope, product_id: &str, image_id: &str) -> Result<(), ApiError> {
+    let bucket = assets_bucket(app)?;
+    let current = get_product(app, scope, product_id).await?;
+    let image =
+        current.value.images.iter().find(|i| i.id == image_id).cloned().ok_or_else(|| not_found("image", image_id))?;
+    let mut product = current.value.clone();
+    product.images.retain(|i| i.id != image_id);
+    product.updated_at = now_rfc3339();
+    save_images(app, scope, &current, &product, "product.image_removed").await?;
+    // After the record: an object without a record is garbage, a record without its object
+    // would be a broken image.
+    if let Err(err) = app.s3.delete_object().bucket(bucket).key(&image.key).send().await {
+        tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(err), key = %image.key, "image object not deleted");
+    }
+    refresh_listings(app, scope, &product, None).await;
+    Ok(())
 }

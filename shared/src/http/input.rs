@@ -133,3 +133,13 @@ impl Input {
         })
     }
 }
+
+/// For PATCH fields that may be cleared (`#[serde(default, deserialize_with = "nullable")]`):
+/// absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

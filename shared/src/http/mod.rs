@@ -6,10 +6,10 @@ mod input;
 mod output;
 mod route;
 
-pub use input::{Input, MAX_BODY_BYTES};
+pub use input::{Input, MAX_BODY_BYTES, nullable};
 pub use lambda_http::Error as LambdaError;
 pub use output::ApiResponse;
-pub use route::{BoxFuture, Handler, HandlerResult, PlatformCtx, RouteDef, SchemaRef, TenantCtx, schema};
+pub use route::{BoxFuture, Handler, HandlerResult, PlatformCtx, PublicCtx, RouteDef, SchemaRef, TenantCtx, schema};
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -66,6 +66,9 @@ pub async fn handle(app: &App, route: &'static RouteDef, req: Request) -> Respon
 }
 
 async fn run(app: &App, route: &'static RouteDef, req: Request, request_id: String) -> HandlerResult {
+    if let Handler::Public { run } = route.handler {
+        return run(PublicCtx { app: app.clone(), input: Input::from_request(req, request_id) }).await;
+    }
     let principal = guard::principal(&req)?;
     let input = Input::from_request(req, request_id);
     match route.handler {
@@ -104,5 +107,6 @@ async fn run(app: &App, route: &'static RouteDef, req: Request, request_id: Stri
                 _ => run(PlatformCtx { app: app.clone(), scope, input }).await,
             }
         }
+        Handler::Public { .. } => Err(ApiError::internal("public routes are served above")),
     }
 }

@@ -30,7 +30,14 @@ pub struct PlatformCtx {
     pub input: Input,
 }
 
-/// The two kinds of handler. The kind decides which scope the guard builds, so a tenant
+/// What a public storefront route's handler receives: no scope; the handler resolves the
+/// storefront (and so the vendor) from the path through the storefront resolver.
+pub struct PublicCtx {
+    pub app: App,
+    pub input: Input,
+}
+
+/// The kinds of handler. The kind decides which scope the guard builds, so a tenant
 /// handler cannot obtain the platform scope and vice versa.
 #[derive(Clone, Copy)]
 pub enum Handler {
@@ -38,6 +45,8 @@ pub enum Handler {
     Tenant { roles: &'static [Role], run: fn(TenantCtx) -> BoxFuture<HandlerResult> },
     /// Platform admins only.
     Platform { run: fn(PlatformCtx) -> BoxFuture<HandlerResult> },
+    /// No authentication (API Gateway route without authorizer): public storefront reads.
+    Public { run: fn(PublicCtx) -> BoxFuture<HandlerResult> },
 }
 
 /// A type's OpenAPI name and schemas, captured as function pointers so routes stay `const`.
@@ -84,6 +93,11 @@ impl RouteDef {
         match self.handler {
             Handler::Tenant { roles, .. } => roles,
             Handler::Platform { .. } => &[Role::PlatformAdmin],
+            Handler::Public { .. } => &[],
         }
+    }
+
+    pub fn is_public(&self) -> bool {
+        matches!(self.handler, Handler::Public { .. })
     }
 }

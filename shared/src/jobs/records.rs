@@ -10,6 +10,7 @@ use crate::store::{Condition, Expression, StoreError, Table, Versioned, decode, 
 use crate::tenancy::TenantScope;
 
 const ENTITY: &str = "job_record";
+const INPUT_ENTITY: &str = "job_input";
 /// Row errors kept on the record; past this the count goes on but the list stops (an item
 /// holds at most 400 KB).
 pub const MAX_RECORDED_ERRORS: usize = 500;
@@ -77,6 +78,12 @@ impl JobRecord {
     }
 }
 
+/// An item holds a map: the input (a CSV text, a request) goes in one field.
+#[derive(Serialize, Deserialize)]
+struct JobInput<T> {
+    input: T,
+}
+
 pub struct JobRecords<'a> {
     table: &'a Table,
     scope: &'a TenantScope,
@@ -106,6 +113,23 @@ impl<'a> JobRecords<'a> {
         let item =
             encode(&keys::job_record_key(self.scope, &record.id), ENTITY, Some(self.scope.vendor_id()), 1, record)?;
         self.table.put(item, Condition::NotExists).await
+    }
+
+    /// The job's input, as one item of the transaction that creates its record.
+    pub fn transact_put_input<T: Serialize>(&self, job_id: &str, input: &T) -> Result<TransactWriteItem, StoreError> {
+        let key = keys::job_input_key(self.scope, job_id);
+        let item = encode(&key, INPUT_ENTITY, Some(self.scope.vendor_id()), 1, &JobInput { input })?;
+        self.table.transact_put(item, Condition::NotExists)
+    }
+
+    pub async fn input<T: serde::de::DeserializeOwned>(&self, job_id: &str) -> Result<Option<T>, StoreError> {
+        let found: Option<Versioned<JobInput<T>>> =
+            self.table.get(&keys::job_input_key(self.scope, job_id)).await?.map(decode).transpose()?;
+        Ok(found.map(|v| v.value.input))
+    }
+
+    pub async fn commit(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        self.table.transact(items).await
     }
 
     /// Progress: one UpdateItem.

@@ -14,8 +14,12 @@ pub struct WorkerDef {
     pub run: fn(App, SqsEvent, i64) -> BoxFuture<SqsBatchResponse>,
 }
 
-pub const ALL: &[&WorkerDef] =
-    &[&crate::notifications::jobs::EMAIL_DISPATCH, &crate::catalog::jobs::VARIANT_GENERATION];
+pub const ALL: &[&WorkerDef] = &[
+    &crate::notifications::jobs::EMAIL_DISPATCH,
+    &crate::catalog::jobs::VARIANT_GENERATION,
+    &crate::bulk::jobs::PRODUCT_IMPORT,
+    &crate::bulk::jobs::VARIANT_BULK_UPDATE,
+];
 
 /// The environment variable holding a job type's queue URL.
 pub fn queue_env_var(job_type: &str) -> String {

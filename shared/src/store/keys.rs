@@ -92,11 +92,65 @@ pub fn sku_key(scope: &TenantScope, sku: &str) -> Key {
     Key { pk: format!("{}#SKU#{}", tenant_partition(scope), escape(sku)), sk: "SKU".to_owned() }
 }
 
+// ---------------------------------------------------------------- storefronts
+
+pub const STOREFRONT_SK_PREFIX: &str = "STOREFRONT#";
+
+/// A storefront, in the vendor's main partition (a vendor has few).
+pub fn storefront_key(scope: &TenantScope, storefront_id: &str) -> Key {
+    tenant_key(scope, format!("{STOREFRONT_SK_PREFIX}{}", escape(storefront_id)))
+}
+
+/// What a storefront lookup is by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupBy {
+    Slug,
+    Host,
+}
+
+/// The global item that maps a storefront's slug or host to its vendor: written with the
+/// storefront (so slugs and hosts are unique platform-wide), read only by the resolver.
+pub fn storefront_lookup_key(by: LookupBy, value: &str) -> Key {
+    let kind = match by {
+        LookupBy::Slug => "SLUG",
+        LookupBy::Host => "HOST",
+    };
+    Key { pk: format!("{GLOBAL_PREFIX}STOREFRONT#{kind}#{}", escape(value)), sk: "LOOKUP".to_owned() }
+}
+
+fn storefront_partition(scope: &TenantScope, storefront_id: &str) -> String {
+    format!("{}#SF#{}", tenant_partition(scope), escape(storefront_id))
+}
+
+pub const LISTING_SK_PREFIX: &str = "PRODUCT#";
+
+/// A product's listing on a storefront (the assignment with its overrides and the card the
+/// public list shows), in the storefront's partition.
+pub fn listing_key(scope: &TenantScope, storefront_id: &str, product_id: &str) -> Key {
+    Key { pk: storefront_partition(scope, storefront_id), sk: format!("{LISTING_SK_PREFIX}{}", escape(product_id)) }
+}
+
+pub fn listings_partition(scope: &TenantScope, storefront_id: &str) -> String {
+    storefront_partition(scope, storefront_id)
+}
+
+/// GSI1 partition of the listings a storefront shows publicly (sparse: a listing is in it
+/// only while its product is active and has a visible variant), sorted by sort order.
+pub fn public_listing_partition(scope: &TenantScope, storefront_id: &str) -> String {
+    format!("{}#LISTED", storefront_partition(scope, storefront_id))
+}
+
 // ---------------------------------------------------------------- jobs and audit
 
 /// A job resource (`GET /vendors/{vendorId}/jobs/{jobId}`): status, progress, row errors.
 pub fn job_record_key(scope: &TenantScope, job_id: &str) -> Key {
     Key { pk: format!("{}#JOB#{}", tenant_partition(scope), escape(job_id)), sk: "JOB".to_owned() }
+}
+
+/// A job's input (an import's CSV, a bulk update's request), beside its record: written with
+/// the record, read by the job; too large for a queue message.
+pub fn job_input_key(scope: &TenantScope, job_id: &str) -> Key {
+    Key { pk: format!("{}#JOB#{}", tenant_partition(scope), escape(job_id)), sk: "INPUT".to_owned() }
 }
 
 /// The vendor's audit log: one partition, sorted by the entries' time-ordered ids.

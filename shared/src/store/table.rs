@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, PutRequest, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    WriteRequest,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -70,8 +70,13 @@ pub struct QueryPage<'a> {
     pub cursor: Option<&'a Cursor>,
     /// Newest first: the sort key descending.
     pub descending: bool,
+    /// Applied after the key condition and `limit` (so a page may hold fewer items, and the
+    /// cursor still moves on): for conditions that depend on the time of the read.
+    pub filter: Option<Expression>,
 }
 
+/// BatchGetItem takes at most 100 keys.
+pub const BATCH_GET_LIMIT: usize = 100;
 /// BatchWriteItem takes at most 25 requests.
 pub const BATCH_WRITE_LIMIT: usize = 25;
 /// Batch calls in flight at once for one caller: enough to hide latency, few enough not to
@@ -361,27 +366,76 @@ impl Table {
         Err(StoreError::Sdk(format!("{} items still unprocessed after {BATCH_RETRIES} retries", pending.len())))
     }
 
+    /// Strongly consistent reads of many items: ⌈n/100⌉ BatchGetItem calls, unprocessed keys
+    /// retried with backoff. Items come back in no particular order; missing ones are absent.
+    pub async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|k| {
+                    HashMap::from([
+                        (attr::PK.to_owned(), AttributeValue::S(k.pk.clone())),
+                        (attr::SK.to_owned(), AttributeValue::S(k.sk.clone())),
+                    ])
+                })
+                .collect();
+            for attempt in 0..=BATCH_RETRIES {
+                if attempt > 0 {
+                    let cap = (25u64 << attempt.min(7)).min(2_000);
+                    let wait = rand::Rng::random_range(&mut rand::rng(), 0..=cap);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Sdk(e.to_string()))?;
+                let out =
+                    self.client.batch_get_item().request_items(&*self.name, request).send().await.map_err(sdk_error)?;
+                found.extend(out.responses.and_then(|mut r| r.remove(&*self.name)).unwrap_or_default());
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut left| left.remove(&*self.name))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Sdk(format!(
+                    "{} keys still unprocessed after {BATCH_RETRIES} retries",
+                    pending.len()
+                )));
+            }
+        }
+        Ok(found)
+    }
+
     /// Every item of a partition (or of a sort-key prefix in it), read page by page with
     /// strongly consistent reads: for use cases that must see all of a bounded set (a
     /// product's variants) before they write.
-    pub async fn query_all(&self, partition: &str, sort_prefix: &str) -> Result<Vec<Item>, StoreError> {
+    pub async fn query_all(&self, partition: &str, sort_prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let mut request = self
                 .client
                 .query()
                 .table_name(&*self.name)
                 .consistent_read(true)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_names("#pk", attr::PK)
-                .expression_attribute_names("#sk", attr::SK)
                 .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
-                .expression_attribute_values(":prefix", AttributeValue::S(sort_prefix.to_owned()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
+                .set_exclusive_start_key(start);
+            request = match sort_prefix {
+                Some(prefix) => request
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", attr::SK)
+                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned())),
+                None => request.key_condition_expression("#pk = :pk"),
+            };
+            let out = request.send().await.map_err(sdk_error)?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
@@ -408,6 +462,15 @@ impl Table {
             .limit(q.limit.clamp(1, 100))
             .scan_index_forward(!q.descending)
             .set_exclusive_start_key(start);
+        if let Some(filter) = &q.filter {
+            request = request.filter_expression(filter.text);
+            for (name, attribute) in &filter.names {
+                request = request.expression_attribute_names(*name, *attribute);
+            }
+            for (name, value) in &filter.values {
+                request = request.expression_attribute_values(*name, value.clone());
+            }
+        }
         request = match &q.sort_prefix {
             Some(prefix) => request
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")

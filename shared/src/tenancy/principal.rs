@@ -20,6 +20,9 @@ pub enum Role {
     Buyer,
     /// A job running for a vendor; never granted by a token (not in `PRECEDENCE`).
     System,
+    /// An anonymous visitor of a storefront, resolved from the storefront's slug or host;
+    /// never granted by a token.
+    Public,
 }
 
 impl Role {
@@ -34,6 +37,7 @@ impl Role {
             Role::Fulfillment => "fulfillment",
             Role::Buyer => "buyer",
             Role::System => "system",
+            Role::Public => "public",
         }
     }
 }

@@ -110,6 +110,7 @@ impl<'a> VendorDirectory<'a> {
                 limit,
                 cursor,
                 descending: false,
+                filter: None,
             })
             .await?;
         let vendors = items.into_iter().map(|item| decode(item).map(|v| v.value)).collect::<Result<_, _>>()?;

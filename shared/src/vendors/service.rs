@@ -12,10 +12,6 @@ pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-fn reject_if_any(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::validation(errors)) }
-}
-
 fn vendor_not_found(scope: &TenantScope) -> ApiError {
     ApiError::NotFound(format!("vendor {} not found", scope.vendor_id()))
 }
@@ -85,7 +81,7 @@ pub async fn create_vendor(
         updated_at: now,
     };
     errors.extend(validate_profile(&vendor));
-    reject_if_any(errors)?;
+    ApiError::reject_if_any(errors)?;
     let Some(vendor_id) = vendor_id else {
         return Err(ApiError::internal("vendor id validated but absent"));
     };
@@ -121,7 +117,7 @@ pub async fn set_vendor_status(
     if let Some(reason) = &suspend_reason {
         let mut errors = Vec::new();
         check_name(reason, "/reason", &mut errors);
-        reject_if_any(errors)?;
+        ApiError::reject_if_any(errors)?;
     }
     let not_found = || ApiError::NotFound(format!("vendor {vendor} not found"));
     let scope = platform.tenant(VendorId::parse(vendor).map_err(|_| not_found())?);
@@ -176,7 +172,7 @@ pub async fn update_profile(
     if let Some(v) = req.timezone {
         vendor.timezone = v
     }
-    reject_if_any(validate_profile(&vendor))?;
+    ApiError::reject_if_any(validate_profile(&vendor))?;
     vendor.updated_at = now_rfc3339();
     let version =
         repo.save_profile(&vendor, Some(expected)).await.map_err(|e| write_conflict(e, "vendor", Some(expected)))?;
@@ -245,7 +241,7 @@ pub async fn put_shipping(
     expected: Option<u64>,
     rules: ShippingRules,
 ) -> Result<Versioned<ShippingRules>, ApiError> {
-    reject_if_any(rules.validate())?;
+    ApiError::reject_if_any(rules.validate())?;
     let version = write_config(app, scope, &rules, expected, "shipping rules").await?;
     Ok(Versioned { value: rules, version })
 }
@@ -261,7 +257,7 @@ pub async fn quote_shipping(app: &App, scope: &TenantScope, req: QuoteRequest) -
     if !(0..=MAX_AMOUNT).contains(&req.order_value_minor) {
         errors.push(FieldError::new("/order_value_minor", format!("must be from 0 to {MAX_AMOUNT}")));
     }
-    reject_if_any(errors)?;
+    ApiError::reject_if_any(errors)?;
     let rules = get_shipping(app, scope).await?.value;
     let options = rules.quote(&req.country, req.weight_grams, req.order_value_minor);
     Ok(QuoteResponse { country: req.country, options })
@@ -308,7 +304,7 @@ pub async fn put_smtp(
     if req.password.is_none() && stored_password.is_none() {
         errors.push(FieldError::new("/password", "required the first time SMTP is configured"));
     }
-    reject_if_any(errors)?;
+    ApiError::reject_if_any(errors)?;
     let password = match req.password {
         Some(password) => Some(app.secrets.put(scope, &SmtpCredentials { password }).await?),
         None => stored_password,
@@ -385,7 +381,7 @@ pub async fn put_stripe(
     {
         errors.push(FieldError::new("/publishable_key", "changes mode: send the secret key of the new mode too"));
     }
-    reject_if_any(errors)?;
+    ApiError::reject_if_any(errors)?;
     let Some(mode) = mode else {
         return Err(ApiError::internal("stripe mode validated but absent"));
     };
@@ -437,7 +433,7 @@ pub async fn put_storage(
             "at most 200 safe characters (a-z, 0-9, / - _ . ! * ' ( )), no leading '/', no '..'",
         ));
     }
-    reject_if_any(errors)?;
+    ApiError::reject_if_any(errors)?;
     let settings = StorageSettings { bucket: req.bucket, prefix, updated_at: now_rfc3339() };
     let version = write_config(app, scope, &settings, expected, "storage settings").await?;
     Ok(Versioned { value: settings, version })

@@ -1,0 +1,6 @@
+//! `DELETE /vendors/{vendorId}/storefronts/{storefrontId}/products/{productId}`: wiring only; the handler is `bestow::storefronts::routes::DELETE_LISTING`.
+
+#[tokio::main]
+async fn main() -> Result<(), bestow::http::LambdaError> {
+    bestow::http::serve(&bestow::storefronts::routes::DELETE_LISTING).await
+}

@@ -1,0 +1,6 @@
+//! `GET /vendors/{vendorId}/storefronts/{storefrontId}`: wiring only; the handler is `bestow::storefronts::routes::GET_STOREFRONT`.
+
+#[tokio::main]
+async fn main() -> Result<(), bestow::http::LambdaError> {
+    bestow::http::serve(&bestow::storefronts::routes::GET_STOREFRONT).await
+}
