@@ -132,6 +132,20 @@ async fn a_csv_import_takes_the_good_rows_reports_the_bad_and_a_rerun_changes_no
     assert_eq!(again["result"]["variants_updated"], 0);
     assert_eq!(catalogue_items(&stack, "importer").await, before);
 
+    // A row may not move a SKU this product holds to a combination that does not exist yet:
+    // refused before its new size could be added.
+    let moved = import(
+        &stack,
+        "importer",
+        &owner,
+        "handle,option1_name,option1_value,option2_name,option2_value,sku\nhoodie,Size,XL,Colour,Red,HD-S-RED\n",
+    )
+    .await;
+    assert_eq!(moved["errors"][0]["pointer"], "/sku", "{moved}");
+    let hoodie = product_by_handle(&stack, "importer", &owner, "hoodie").await;
+    assert_eq!(hoodie["options"][0]["values"].as_array().unwrap().len(), 2, "no XL");
+    assert_eq!(catalogue_items(&stack, "importer").await, before);
+
     // A file that is no table is refused whole, before any job.
     let refused = stack
         .call(Method::POST, "/vendors/importer/imports")
@@ -212,6 +226,7 @@ tee,Tee,active,summer,,,TEE-1,2000,7
         json!({"filter": {}, "changes": {}, "items": []}),
         json!({"items": [{"sku": "TEE-1", "product_id": "p", "variant_id": "v", "price_minor": 1}]}),
         json!({"filter": {"tag": "x"}, "changes": {"price_minor": 1, "price_adjustment_percent": 5}}),
+        json!({"items": [{"sku": "TEE-1", "price_minor": 1}, {"sku": "TEE-1", "stock_quantity": 1}]}),
     ] {
         stack
             .call(Method::POST, "/vendors/bulker/variants/bulk")

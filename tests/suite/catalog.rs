@@ -445,7 +445,7 @@ async fn a_running_generation_locks_the_products_variants() {
                 [
                     ("job_id".to_owned(), AttributeValue::S("01jtestjob0000000000000000".into())),
                     ("options_revision".to_owned(), AttributeValue::N("2".into())),
-                    ("started_at".to_owned(), AttributeValue::S("2026-11-25T00:00:00Z".into())),
+                    ("started_at".to_owned(), AttributeValue::S(bestow::vendors::service::now_rfc3339())),
                 ]
                 .into(),
             ),
@@ -458,14 +458,46 @@ async fn a_running_generation_locks_the_products_variants() {
     assert!(refused.json["detail"].as_str().unwrap().contains("01jtestjob0000000000000000"));
     let shown = product(&stack, "locked", &owner, &id).await;
     assert_eq!(shown.json["variant_generation"]["job_id"], "01jtestjob0000000000000000");
+    // While its job is queued, new options wait too.
+    let scope = bestow::tenancy::guard::job_scope("locked", "variant_generation").unwrap();
+    let records = bestow::jobs::records::JobRecords::new(&stack.app.table, &scope);
+    let mut record = bestow::jobs::records::JobRecord::queued(
+        &scope,
+        "01jtestjob0000000000000000".into(),
+        "variant_generation",
+        None,
+    );
+    records.create(&record).await.unwrap();
+    let put_options = async || {
+        stack
+            .call(Method::PUT, &format!("/vendors/locked/products/{id}/options"))
+            .token(&owner)
+            .header("if-match", &shown.etag())
+            .json(&json!({"options": [{"name": "Colour", "values": [{"value": "Red"}]}]}))
+            .send()
+            .await
+    };
+    put_options().await.assert_problem(409);
+    // Once the job has failed (its last try could not release the product), new options take
+    // the product over, and the variants are writable again.
+    record.status = bestow::jobs::records::JobStatus::Failed;
+    records.finish(&record).await.unwrap();
+    let taken = put_options().await;
+    taken.assert_status(200);
+    assert!(taken.json["variant_generation"].is_null());
+    assert_eq!(taken.json["variant_count"], 1);
+    let variant = all_variants(&stack, "locked", &owner, &id).await.remove(0);
+    assert_eq!(variant["title"], "Red", "the default variant took the new option's first value");
+    patch_variant(&stack, "locked", &owner, &variant, json!({"price_minor": 10})).await.assert_problem(412);
+    let path = format!("/vendors/locked/products/{id}/variants/{}", variant["id"].as_str().unwrap());
     stack
-        .call(Method::PUT, &format!("/vendors/locked/products/{id}/options"))
+        .call(Method::PATCH, &path)
         .token(&owner)
-        .header("if-match", &shown.etag())
-        .json(&json!({"options": []}))
+        .header("if-match", "\"v2\"")
+        .json(&json!({"price_minor": 10}))
         .send()
         .await
-        .assert_problem(409);
+        .assert_status(200);
 }
 
 #[tokio::test]

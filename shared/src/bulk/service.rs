@@ -14,7 +14,7 @@ use crate::audit::model::AuditEntry;
 use crate::audit::repo::AuditLog;
 use crate::catalog::model::{
     GenerationLock, OptionInput, OptionValueInput, Product, ProductStatus, Variant, VariantDefaults, VariantStatus,
-    check_product, resolve_options,
+    check_product, check_variant, resolve_options,
 };
 use crate::catalog::repo::{CatalogRepo, SkuClaim};
 use crate::catalog::service::{Actor, generate_locked};
@@ -30,6 +30,14 @@ use crate::vendors::service::now_rfc3339;
 /// Variants per transaction: each may take three items (itself, a SKU claim, the release of
 /// its old SKU) beside the one lock check, within DynamoDB's 100.
 const VARIANTS_PER_TRANSACTION: usize = 33;
+
+/// What the variant rules say of a variant a job computed (a +1000 % price, stock past the
+/// bounds): such a change is refused like a bad request would be.
+fn variant_errors(variant: &Variant) -> Vec<String> {
+    let mut errors = Vec::new();
+    check_variant(variant, &mut errors);
+    errors.into_iter().map(|e| format!("{}: {}", e.pointer, e.message)).collect()
+}
 
 fn retryable(err: StoreError) -> JobError {
     JobError::Retryable(err.to_string())
@@ -100,7 +108,8 @@ pub async fn run_import(app: &App, scope: &TenantScope, job: &ProductImport) -> 
         .ok_or_else(|| JobError::Permanent("the import's file is missing".into()))?;
     let (rows, mut errors) =
         parse_csv(&text).map_err(|e| JobError::Permanent(format!("the file is not importable: {e:?}")))?;
-    let total = (rows.len() + errors.len()) as u64;
+    let refused_lines = errors.iter().filter_map(|e| e.line).collect::<std::collections::BTreeSet<_>>().len();
+    let total = (rows.len() + refused_lines) as u64;
     let groups = group_rows(rows, &mut errors);
     records.progress(&job.job_id, JobStatus::Running, total, 0, errors.len() as u64).await.map_err(retryable)?;
     let currency = VendorRepo::new(&app.table, scope)
@@ -111,7 +120,7 @@ pub async fn run_import(app: &App, scope: &TenantScope, job: &ProductImport) -> 
         .ok_or_else(|| JobError::Permanent("the vendor does not exist".into()))?;
     let actor = Actor { user: &job.requested_by, role: &job.requested_by_role };
     let mut stats = ImportStats::default();
-    let mut processed = errors.len() as u64;
+    let mut processed = refused_lines as u64;
     for (i, group) in groups.into_iter().enumerate() {
         processed += group.rows.len() as u64;
         import_group(app, scope, &job.job_id, actor, &currency, group, &mut errors, &mut stats).await?;
@@ -213,6 +222,29 @@ async fn import_group(
         }
         _ => true,
     });
+    // A SKU this product holds may only stay on the variant holding it: a row moving it to
+    // another variant, or to a combination that does not exist yet, is refused now, before
+    // its option values could add anything.
+    if let Some(product) = &existing
+        && rows.iter().any(|r| r.sku.as_ref().is_some_and(|s| claims.contains_key(s)))
+    {
+        let variants = catalog.all_variants(&product.value.id).await.map_err(retryable)?;
+        rows.retain(|row| {
+            let Some(claim) = row.sku.as_ref().and_then(|s| claims.get(s)) else { return true };
+            let target = row_combination(&product.value.options, row).and_then(|c| {
+                variants.iter().find(|v| v.value.status == VariantStatus::Active && v.value.option_values == c)
+            });
+            if target.is_some_and(|v| v.value.id == claim.variant_id) {
+                return true;
+            }
+            errors.push(RowError {
+                line: Some(row.line),
+                pointer: Some("/sku".into()),
+                message: format!("SKU {} is already used by variant {} of this product", claim.sku, claim.variant_id),
+            });
+            false
+        });
+    }
     if rows.is_empty() {
         return Ok(());
     }
@@ -265,19 +297,34 @@ async fn import_group(
             });
             continue;
         }
-        stats.rows_imported += 1;
         if let Some(mut next) = apply_row(&variant.value, row) {
+            let mut invalid = Vec::new();
+            check_variant(&next, &mut invalid);
+            if !invalid.is_empty() {
+                errors.extend(invalid.into_iter().map(|e| RowError {
+                    line: Some(row.line),
+                    pointer: Some(e.pointer),
+                    message: e.message,
+                }));
+                continue;
+            }
             next.updated_at = now_rfc3339();
             writes.push((row.line, variant, next));
         }
+        stats.rows_imported += 1;
     }
     let refused =
         write_variants(app, scope, &product.value.id, writes.iter().map(|(line, old, new)| (*line, *old, new))).await?;
-    stats.variants_updated += (writes.len() - refused.len()) as u64;
+    let written = writes.len() - refused.len();
+    stats.variants_updated += written as u64;
     stats.rows_imported -= refused.len() as u64;
     errors.extend(refused.into_iter().map(|(line, why)| error_at(line, why)));
-    if !writes.is_empty() {
-        refresh_listings(app, scope, &product.value, None).await;
+    if written > 0 {
+        let entry =
+            AuditEntry::by(actor.user, actor.role, "variants.imported", format!("products/{}", product.value.id))
+                .summary(format!("{written} variants changed by import job {job_id}"));
+        AuditLog::new(&app.table, scope).record(&entry).await.map_err(retryable)?;
+        refresh_listings(app, scope, &product.value).await;
     }
     Ok(())
 }
@@ -547,6 +594,18 @@ pub async fn start_bulk_update(app: &App, scope: &TenantScope, req: BulkUpdateRe
                 }
                 check_changes(&item.changes, &at, &mut errors);
             }
+            // One entry per variant: two would write one item twice in a transaction.
+            let mut seen = std::collections::HashMap::new();
+            for (i, item) in items.iter().enumerate() {
+                let target = match (&item.sku, &item.product_id, &item.variant_id) {
+                    (Some(sku), _, _) => format!("sku {sku}"),
+                    (None, Some(p), Some(v)) => format!("variant {p}/{v}"),
+                    _ => continue,
+                };
+                if let Some(first) = seen.insert(target.clone(), i) {
+                    errors.push(FieldError::new(format!("/items/{i}"), format!("{target} is already item {first}")));
+                }
+            }
         }
         _ => errors.push(FieldError::new("", "give either filter with changes, or items")),
     }
@@ -695,13 +754,16 @@ pub async fn run_bulk_update(
                 refuse(&mut errors, &target.source, "the variant is archived".into());
                 continue;
             }
-            if variant.value.last_bulk_job.as_deref() == Some(job.job_id.as_str()) {
+            if variant.value.bulk_jobs.iter().any(|j| j == &job.job_id) {
                 changed += 1; // applied by an earlier try of this job
                 continue;
             }
             match apply_changes(&variant.value, &target.changes) {
+                Some(next) if !variant_errors(&next).is_empty() => {
+                    refuse(&mut errors, &target.source, variant_errors(&next).join("; "));
+                }
                 Some(mut next) => {
-                    next.last_bulk_job = Some(job.job_id.clone());
+                    next.remember_bulk_job(&job.job_id);
                     next.updated_at = now_rfc3339();
                     writes.push((sources.len() as u64, variant, next));
                     sources.push(target.source.clone());
@@ -735,7 +797,7 @@ pub async fn run_bulk_update(
             )
             .summary(format!("{} variants changed by job {}", writes.len(), job.job_id));
             AuditLog::new(&app.table, scope).record(&entry).await.map_err(retryable)?;
-            refresh_listings(app, scope, &product.value, None).await;
+            refresh_listings(app, scope, &product.value).await;
         }
         if done % 20 == 19 {
             records.progress(&job.job_id, JobStatus::Running, total, done as u64 + 1, 0).await.map_err(retryable)?;

@@ -11,6 +11,8 @@ use crate::jobs::{Job, JobCtx, JobError, JobHandler};
 /// `maxReceiveCount` of the job's queue in `template.yaml`: the last delivery gives up
 /// cleanly (releases the product) instead of leaving it locked for a message in the DLQ.
 pub const GENERATION_MAX_RECEIVES: u32 = 5;
+/// Kept back from the runtime's budget to release the product on the last try.
+const CLEANUP_MARGIN_MS: i64 = 3_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +40,18 @@ impl JobHandler for VariantGenerationHandler {
     type Job = VariantGeneration;
 
     async fn handle(&self, ctx: &JobCtx, job: VariantGeneration) -> Result<serde_json::Value, JobError> {
-        match run_generation(&ctx.app, &ctx.scope, &job).await {
+        // Stop the work a little before the runtime's budget ends, so the last try still has
+        // the time to release the product.
+        let work_ms = (ctx.budget_ends_ms - crate::jobs::idempotency::now_ms() - CLEANUP_MARGIN_MS).max(0);
+        let work = tokio::time::timeout(
+            std::time::Duration::from_millis(work_ms as u64),
+            run_generation(&ctx.app, &ctx.scope, &job),
+        );
+        let outcome = match work.await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(JobError::Retryable(format!("did not finish within {work_ms} ms"))),
+        };
+        match outcome {
             Ok(result) => Ok(result),
             Err(err) => {
                 let last_try = matches!(err, JobError::Permanent(_)) || ctx.receive_count >= GENERATION_MAX_RECEIVES;

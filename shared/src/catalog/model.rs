@@ -103,6 +103,18 @@ pub struct GenerationLock {
     pub started_at: String,
 }
 
+/// How long a lock holds without its job finishing: past it (a job that never ran, or died on
+/// its last try before it could release), new options may take the product over. Five tries
+/// of a 300 s function 1,800 s apart fit well inside it.
+pub const GENERATION_LEASE_SECONDS: i64 = 3 * 3600;
+
+impl GenerationLock {
+    pub fn expired_at(&self, now_epoch_s: i64) -> bool {
+        let started = time::OffsetDateTime::parse(&self.started_at, &time::format_description::well_known::Rfc3339);
+        started.map_or(true, |t| t.unix_timestamp() + GENERATION_LEASE_SECONDS < now_epoch_s)
+    }
+}
+
 /// A product, stored at `V#<vendor>#PRODUCT#<id>` / `PRODUCT`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Product {
@@ -183,15 +195,27 @@ pub struct Variant {
     pub inventory_policy: InventoryPolicy,
     pub attributes: Attributes,
     pub status: VariantStatus,
-    /// The last bulk update job that changed the variant: a retried job skips it, so an
-    /// adjustment (stock +5, price -10 %) is applied once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_bulk_job: Option<String>,
+    /// The latest bulk update jobs that changed the variant (at most
+    /// [`RECENT_BULK_JOBS`]): a retried job skips it, so an adjustment (stock +5,
+    /// price -10 %) is applied once even when other jobs changed it in between.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bulk_jobs: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
+/// How many bulk jobs a variant remembers: more jobs than this would have to change it
+/// between a job's crash and its retry for the retry to apply twice.
+pub const RECENT_BULK_JOBS: usize = 16;
+
 impl Variant {
+    /// Notes that bulk job `job_id` changed the variant.
+    pub fn remember_bulk_job(&mut self, job_id: &str) {
+        self.bulk_jobs.push(job_id.to_owned());
+        let excess = self.bulk_jobs.len().saturating_sub(RECENT_BULK_JOBS);
+        self.bulk_jobs.drain(..excess);
+    }
+
     pub fn new(product: &Product, id: String, option_values: BTreeMap<String, String>, now: &str) -> Self {
         let d = &product.variant_defaults;
         Self {
@@ -208,7 +232,7 @@ impl Variant {
             inventory_policy: d.inventory_policy,
             attributes: Attributes::new(),
             status: VariantStatus::Active,
-            last_bulk_job: None,
+            bulk_jobs: Vec::new(),
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
         }
@@ -337,7 +361,7 @@ pub fn plan_generation(options: &[ProductOption], existing: &[Versioned<Variant>
     }
     for combo in cartesian(options) {
         let key: Vec<String> = combo.iter().map(|s| (*s).to_owned()).collect();
-        if !claimed.contains(&key) {
+        if claimed.insert(key.clone()) {
             plan.create.push(options.iter().map(|o| o.id.clone()).zip(key).collect());
         }
     }
@@ -449,7 +473,22 @@ fn is_date(value: &str) -> bool {
     value.len() == 10 && time::Date::parse(value, format).is_ok()
 }
 
+/// The largest item we write: DynamoDB's limit is 400 KB, and the store adds keys and
+/// attribute names around the fields.
+pub const MAX_ITEM_BYTES: usize = 350_000;
+/// Retired option values kept to label archived variants; older ones are dropped (their
+/// variants then show the value's id).
+pub const MAX_RETIRED_VALUES: usize = 1_000;
+
+fn check_size<T: Serialize>(value: &T, what: &str, errors: &mut Vec<FieldError>) {
+    let bytes = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+    if bytes > MAX_ITEM_BYTES {
+        errors.push(FieldError::new("", format!("the {what} would be {bytes} bytes; at most {MAX_ITEM_BYTES} can be stored (shorten attributes, descriptions or option values)")));
+    }
+}
+
 pub fn check_product(p: &Product, errors: &mut Vec<FieldError>) {
+    check_size(p, "product", errors);
     check_text(&p.title, "/title", MAX_TEXT, errors);
     check_handle(&p.handle, "/handle", errors);
     if p.description.chars().count() > MAX_DESCRIPTION {
@@ -468,6 +507,7 @@ pub fn check_variant_defaults(d: &VariantDefaults, pointer: &str, errors: &mut V
 }
 
 pub fn check_variant(v: &Variant, errors: &mut Vec<FieldError>) {
+    check_size(v, "variant", errors);
     if let Some(sku) = &v.sku {
         check_sku(sku, "/sku", errors);
     }
@@ -515,9 +555,15 @@ pub fn resolve_options(
         errors.push(FieldError::new("/options", format!("at most {MAX_OPTIONS} options")));
     }
     let mut names = HashSet::new();
+    let mut ids_seen: HashSet<String> = HashSet::new();
     let mut resolved = Vec::with_capacity(input.len());
     for (i, option) in input.into_iter().enumerate() {
         let at = format!("/options/{i}");
+        if let Some(id) = &option.id
+            && !ids_seen.insert(id.clone())
+        {
+            errors.push(FieldError::new(format!("{at}/id"), format!("{id} appears twice")));
+        }
         check_text(&option.name, &format!("{at}/name"), MAX_TEXT, &mut errors);
         if !names.insert(option.name.trim().to_lowercase()) {
             errors.push(FieldError::new(
@@ -549,6 +595,11 @@ pub fn resolve_options(
                     format!("{} appears twice in this option", value.value),
                 ));
             }
+            if let Some(id) = &value.id
+                && !ids_seen.insert(id.clone())
+            {
+                errors.push(FieldError::new(format!("{vat}/id"), format!("{id} appears twice")));
+            }
             let id = match value.id {
                 Some(id) if existing.is_some_and(|o| o.values.iter().any(|v| v.id == id)) => id,
                 Some(id) => {
@@ -565,7 +616,8 @@ pub fn resolve_options(
         let retired_values = existing
             .map(|o| {
                 let removed = o.values.iter().filter(|old| !values.iter().any(|v| v.id == old.id));
-                o.retired_values.iter().chain(removed).cloned().collect()
+                let all: Vec<OptionValue> = o.retired_values.iter().chain(removed).cloned().collect();
+                all[all.len().saturating_sub(MAX_RETIRED_VALUES)..].to_vec()
             })
             .unwrap_or_default();
         let id = option.id.unwrap_or_else(&mut *new_id);
@@ -724,6 +776,34 @@ mod tests {
         assert!(resolve_options(&[], vec![big(2048)], &mut next).is_ok());
         let errors = resolve_options(&[], vec![big(2049)], &mut next).unwrap_err();
         assert!(errors[0].message.contains("2049 variants"));
+        // The same id twice would make the same combination twice.
+        let twice = vec![
+            OptionInput {
+                id: Some("size".into()),
+                name: "A".into(),
+                values: vec![OptionValueInput { id: Some("s".into()), value: "S".into() }],
+            },
+            OptionInput {
+                id: Some("size".into()),
+                name: "B".into(),
+                values: vec![OptionValueInput { id: Some("s".into()), value: "T".into() }],
+            },
+        ];
+        let errors = resolve_options(&current, twice, &mut next).unwrap_err();
+        assert!(errors.iter().any(|e| e.pointer == "/options/1/id"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_lock_expires_after_its_lease() {
+        let lock = |started_at: &str| GenerationLock {
+            job_id: "j".into(),
+            options_revision: 1,
+            started_at: started_at.into(),
+        };
+        let now = time::macros::datetime!(2026-11-25 12:00 UTC).unix_timestamp();
+        assert!(!lock("2026-11-25T11:00:00Z").expired_at(now));
+        assert!(lock("2026-11-25T08:59:59Z").expired_at(now));
+        assert!(lock("garbage").expired_at(now), "an unreadable lock holds nothing");
     }
 
     #[test]

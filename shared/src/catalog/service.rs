@@ -213,7 +213,7 @@ pub async fn update_product(
     if let Err(err) = repo.commit(items).await {
         return Err(product_write_failed(&repo, err, &product.handle, handle_changed.then_some(1)).await);
     }
-    refresh_listings(app, scope, &product, None).await;
+    refresh_listings(app, scope, &product).await;
     Ok(Versioned { value: product, version: expected + 1 })
 }
 
@@ -229,7 +229,10 @@ pub async fn put_options(
 ) -> Result<(Versioned<Product>, Option<String>), ApiError> {
     let repo = CatalogRepo::new(&app.table, scope);
     let current = get_product(app, scope, product_id).await?;
-    if let Some(conflict) = locked(&current.value) {
+    if let Some(lock) = &current.value.generation
+        && !lock_abandoned(app, scope, lock).await?
+        && let Some(conflict) = locked(&current.value)
+    {
         return Err(conflict);
     }
     if current.version != expected {
@@ -241,9 +244,14 @@ pub async fn put_options(
     let plan = plan_generation(&options, &existing);
     let now = now_rfc3339();
     let mut product = current.value.clone();
+    // No lock, or an abandoned one this change takes over.
+    product.generation = None;
     product.options = options;
     product.options_revision += 1;
     product.updated_at = now.clone();
+    let mut errors = Vec::new();
+    check_product(&product, &mut errors);
+    ApiError::reject_if_any(errors)?;
     let entry = AuditEntry::new(scope, "product.options_updated", resource(product_id))
         .versions(Some(expected), Some(expected + 1));
     let audit = AuditLog::new(&app.table, scope);
@@ -262,7 +270,7 @@ pub async fn put_options(
         }
         return match repo.commit(items).await {
             Ok(()) => {
-                refresh_listings(app, scope, &product, None).await;
+                refresh_listings(app, scope, &product).await;
                 Ok((Versioned { value: product, version: expected + 1 }, None))
             }
             Err(StoreError::TransactionConditionFailed { failed }) if failed.contains(&0) => {
@@ -290,6 +298,17 @@ pub async fn put_options(
     let saved = Versioned { value: product, version: expected + 1 };
     start_generation_job(app, scope, &saved, &job_id).await?;
     Ok((saved, Some(job_id)))
+}
+
+/// A lock nobody will release: its job finished or failed without releasing it, never
+/// existed (a crash between the lock and the enqueue), or its lease ran out. New options may
+/// take such a product over; the old job, should it ever run, finds the lock not its own.
+async fn lock_abandoned(app: &App, scope: &TenantScope, lock: &GenerationLock) -> Result<bool, ApiError> {
+    if lock.expired_at(time::OffsetDateTime::now_utc().unix_timestamp()) {
+        return Ok(true);
+    }
+    let record = JobRecords::new(&app.table, scope).get(&lock.job_id).await?;
+    Ok(record.is_none_or(|r| matches!(r.value.status, JobStatus::Failed | JobStatus::Succeeded)))
 }
 
 /// Enqueues the job for a product whose lock names it. If the queue refuses, the lock is
@@ -354,9 +373,18 @@ pub async fn update_variant(
     if current.version != expected {
         return Err(ApiError::stale("variant"));
     }
-    if current.value.status == VariantStatus::Archived {
+    // An archived variant is read-only, except that it may give up its SKU for a new one.
+    let only_clears_sku = matches!(req.sku, Some(None))
+        && req.barcode.is_none()
+        && req.price_minor.is_none()
+        && req.compare_at_price_minor.is_none()
+        && req.weight_grams.is_none()
+        && req.stock_quantity.is_none()
+        && req.inventory_policy.is_none()
+        && req.attributes.is_none();
+    if current.value.status == VariantStatus::Archived && !only_clears_sku {
         return Err(ApiError::Conflict(
-            "the variant is archived (its option value was removed): it is read-only".into(),
+            "the variant is archived (its option value was removed): it is read-only but may clear its sku".into(),
         ));
     }
     let mut variant = current.value.clone();
@@ -405,7 +433,7 @@ pub async fn update_variant(
     items.push(AuditLog::new(&app.table, scope).transact_put(&entry)?);
     match repo.commit(items).await {
         Ok(()) => {
-            refresh_listings(app, scope, &product.value, None).await;
+            refresh_listings(app, scope, &product.value).await;
             Ok((Versioned { value: variant, version: expected + 1 }, product.value.options))
         }
         Err(StoreError::TransactionConditionFailed { failed }) => {
@@ -450,7 +478,15 @@ pub async fn run_generation(
         return Err(JobError::Permanent(format!("product {} no longer exists", job.product_id)));
     };
     if product.value.generation.as_ref().is_none_or(|lock| lock.job_id != job.job_id) {
-        // Released already (finished, or abandoned after a failure): nothing is ours to do.
+        // Released already: by this job, whose record may still say running if the try that
+        // released it died before finishing it; or abandoned after a failure (record failed).
+        if let Some(record) = records.get(&job.job_id).await.map_err(retryable)?
+            && matches!(record.value.status, JobStatus::Queued | JobStatus::Running)
+        {
+            let mut done = record.value;
+            done.status = JobStatus::Succeeded;
+            records.finish(&done).await.map_err(retryable)?;
+        }
         return Ok(json!({ "skipped": "the product is not locked by this job" }));
     }
     records.progress(&job.job_id, JobStatus::Running, 0, 0, 0).await.map_err(retryable)?;
@@ -546,7 +582,7 @@ pub async fn generate_locked(
         ];
         match repo.commit(items).await {
             Ok(()) => {
-                refresh_listings(app, scope, &released, None).await;
+                refresh_listings(app, scope, &released).await;
                 let product = Versioned { value: released, version: product.version + 1 };
                 return Ok(Some(Generated { result, product, writes: total }));
             }
@@ -566,13 +602,34 @@ pub async fn abandon_generation(
     why: &str,
 ) -> Result<(), StoreError> {
     let repo = CatalogRepo::new(&app.table, scope);
-    if let Some(product) = repo.product(&job.product_id).await?
-        && product.value.generation.as_ref().is_some_and(|l| l.job_id == job.job_id)
-    {
+    // The product may be edited meanwhile (a PATCH of its title): read again and retry.
+    for _ in 0..5 {
+        let Some(product) = repo.product(&job.product_id).await? else { break };
+        if product.value.generation.as_ref().is_none_or(|l| l.job_id != job.job_id) {
+            break;
+        }
         let mut released = product.value.clone();
         released.generation = None;
         released.updated_at = now_rfc3339();
-        repo.commit(vec![repo.put_product(&released, Some(product.version))?]).await?;
+        let entry = AuditEntry::by(
+            &job.requested_by,
+            &job.requested_by_role,
+            "variants.generation_abandoned",
+            resource(&job.product_id),
+        )
+        .versions(Some(product.version), Some(product.version + 1))
+        .summary(why.to_owned());
+        let items = vec![
+            repo.put_product(&released, Some(product.version))?,
+            AuditLog::new(&app.table, scope).transact_put(&entry)?,
+        ];
+        match repo.commit(items).await {
+            Err(StoreError::TransactionConditionFailed { .. }) => continue,
+            other => {
+                other?;
+                break;
+            }
+        }
     }
     let mut record = JobRecord::queued(scope, job.job_id.clone(), VariantGeneration::TYPE, None);
     record.status = JobStatus::Failed;
@@ -710,7 +767,11 @@ pub async fn confirm_image(
     }
     let head = match app.s3.head_object().bucket(bucket).key(&image.key).send().await {
         Ok(head) => head,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {
+        // Without s3:ListBucket, S3 answers a missing key with 403 rather than 404.
+        Err(err)
+            if err.as_service_error().is_some_and(|e| e.is_not_found())
+                || err.raw_response().is_some_and(|r| r.status().as_u16() == 403) =>
+        {
             return Err(ApiError::Conflict("the image has not been uploaded yet".into()));
         }
         Err(err) => return Err(ApiError::internal(aws_sdk_s3::error::DisplayErrorContext(err))),
@@ -729,7 +790,7 @@ pub async fn confirm_image(
     }
     product.updated_at = now_rfc3339();
     let version = save_images(app, scope, &current, &product, "product.image_ready").await?;
-    refresh_listings(app, scope, &product, None).await;
+    refresh_listings(app, scope, &product).await;
     Ok(Versioned { value: product, version })
 }
 
@@ -748,6 +809,6 @@ pub async fn delete_image(app: &App, scope: &TenantScope, product_id: &str, imag
     if let Err(err) = app.s3.delete_object().bucket(bucket).key(&image.key).send().await {
         tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(err), key = %image.key, "image object not deleted");
     }
-    refresh_listings(app, scope, &product, None).await;
+    refresh_listings(app, scope, &product).await;
     Ok(())
 }

@@ -55,6 +55,9 @@ pub struct JobCtx {
     pub job_id: String,
     /// How many times SQS has delivered this message (1 on the first try).
     pub receive_count: u32,
+    /// When the runtime stops waiting for the handler (ms since the epoch): a handler that
+    /// must clean up on its last try (release a lock) stops its work before this.
+    pub budget_ends_ms: i64,
 }
 
 /// Runs one job type. `handle` returns a JSON summary that the idempotency record keeps.

@@ -149,10 +149,17 @@ pub async fn process_message<H: JobHandler>(app: &App, handler: &H, message: Sqs
                 return Outcome::Retry;
             }
         };
-        let ctx = JobCtx { app: app.clone(), scope: scope.clone(), job_id: envelope.job_id.clone(), receive_count };
         // The handler must finish before the claim expires and before the function is killed
         // (which would return the whole batch): past the budget, it is a retryable failure.
-        let budget = std::time::Duration::from_millis((deadline_ms - now_ms() - HANDLER_MARGIN_MS).max(0) as u64);
+        let budget_ends_ms = deadline_ms - HANDLER_MARGIN_MS;
+        let budget = std::time::Duration::from_millis((budget_ends_ms - now_ms()).max(0) as u64);
+        let ctx = JobCtx {
+            app: app.clone(),
+            scope: scope.clone(),
+            job_id: envelope.job_id.clone(),
+            receive_count,
+            budget_ends_ms,
+        };
         let outcome = match tokio::time::timeout(budget, handler.handle(&ctx, job)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(JobError::Retryable(format!("did not finish within {} ms", budget.as_millis()))),

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A transaction was cancelled; `failed` lists the indexes whose condition failed.
     #[error("transaction cancelled at items {failed:?}")]
     TransactionConditionFailed { failed: Vec<usize> },
+    /// Other transactions kept holding the items (retried already): worth a later retry.
+    #[error("the items are busy with other writes")]
+    Contention,
     #[error("pagination cursor is invalid: {0}")]
     BadCursor(&'static str),
     #[error("stored item is unreadable: {0}")]
@@ -54,6 +57,9 @@ impl From<StoreError> for ApiError {
             StoreError::BadCursor(why) => ApiError::BadRequest(format!("invalid cursor: {why}")),
             StoreError::ConditionFailed | StoreError::TransactionConditionFailed { .. } => {
                 ApiError::Conflict("the resource was changed by another request".to_owned())
+            }
+            StoreError::Contention => {
+                ApiError::Conflict("the resource is being changed by other requests; try again".to_owned())
             }
             other => ApiError::internal(other),
         }

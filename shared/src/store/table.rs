@@ -7,6 +7,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, WriteRequest,
@@ -75,6 +76,8 @@ pub struct QueryPage<'a> {
     pub filter: Option<Expression>,
 }
 
+/// Tries again of a transaction cancelled by a conflicting one.
+const TRANSACTION_CONFLICT_RETRIES: u32 = 4;
 /// BatchGetItem takes at most 100 keys.
 pub const BATCH_GET_LIMIT: usize = 100;
 /// BatchWriteItem takes at most 25 requests.
@@ -255,25 +258,38 @@ impl Table {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// All-or-nothing write of up to 100 items.
+    /// All-or-nothing write of up to 100 items. A transaction cancelled only because another
+    /// one held an item (`TransactionConflict`: two writes to variants of one product both
+    /// check the product) is tried again with jitter; it either happened whole or not at all.
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e)) => {
-                    let failed: Vec<usize> = e
-                        .cancellation_reasons()
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                        .map(|(i, _)| i)
-                        .collect();
-                    if failed.is_empty() { Err(sdk_error(err)) } else { Err(StoreError::TransactionConditionFailed { failed }) }
-                }
-                _ => Err(sdk_error(err)),
-            },
+        for attempt in 0..=TRANSACTION_CONFLICT_RETRIES {
+            if attempt > 0 {
+                let wait = rand::Rng::random_range(&mut rand::rng(), 10..=(40u64 << attempt));
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() else {
+                return Err(sdk_error(err));
+            };
+            let reasons = cancelled.cancellation_reasons();
+            let failed: Vec<usize> = reasons
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect();
+            if !failed.is_empty() {
+                return Err(StoreError::TransactionConditionFailed { failed });
+            }
+            if !reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                return Err(sdk_error(err));
+            }
         }
+        Err(StoreError::Contention)
     }
 
     /// A put under a custom condition, for use inside [`Table::transact`].
@@ -369,8 +385,11 @@ impl Table {
     /// Strongly consistent reads of many items: ⌈n/100⌉ BatchGetItem calls, unprocessed keys
     /// retried with backoff. Items come back in no particular order; missing ones are absent.
     pub async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+        // BatchGetItem refuses a request naming one key twice.
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<&Key> = keys.iter().filter(|k| seen.insert((k.pk.as_str(), k.sk.as_str()))).collect();
+        let mut found = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_GET_LIMIT) {
             let mut pending: Vec<Item> = chunk
                 .iter()
                 .map(|k| {

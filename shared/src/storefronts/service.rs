@@ -303,34 +303,22 @@ pub async fn list_listings(
 /// Rebuilds the cards of a product's listings after a catalogue write. Best effort: the
 /// write has happened; a card that cannot be rebuilt now is logged and rebuilt by the next
 /// write (the public product page reads the product live, so only the list's card lags).
-pub async fn refresh_listings(
-    app: &App,
-    scope: &TenantScope,
-    product: &Product,
-    variants: Option<&[Versioned<Variant>]>,
-) {
-    if product.storefronts.is_empty() {
+/// Builds from the product and variants as stored now (one strongly consistent Query), not
+/// from the caller's copy, so a slow refresh never brings back an older state.
+pub async fn refresh_listings(app: &App, scope: &TenantScope, written: &Product) {
+    if written.storefronts.is_empty() {
         return;
     }
-    if let Err(err) = try_refresh_listings(app, scope, product, variants).await {
-        tracing::warn!(error = %err, product_id = %product.id, "listing cards not refreshed");
+    if let Err(err) = try_refresh_listings(app, scope, &written.id).await {
+        tracing::warn!(error = %err, product_id = %written.id, "listing cards not refreshed");
     }
 }
 
-async fn try_refresh_listings(
-    app: &App,
-    scope: &TenantScope,
-    product: &Product,
-    variants: Option<&[Versioned<Variant>]>,
-) -> Result<(), StoreError> {
-    let loaded;
-    let variants = match variants {
-        Some(v) => v,
-        None => {
-            loaded = CatalogRepo::new(&app.table, scope).all_variants(&product.id).await?;
-            &loaded
-        }
+async fn try_refresh_listings(app: &App, scope: &TenantScope, product_id: &str) -> Result<(), StoreError> {
+    let Some((product, variants)) = CatalogRepo::new(&app.table, scope).product_with_variants(product_id).await? else {
+        return Ok(());
     };
+    let (product, variants) = (&product.value, &variants);
     let repo = StorefrontRepo::new(&app.table, scope);
     for storefront_id in &product.storefronts {
         // Twice at most: a concurrent override change wins, and this one rebuilds on top.

@@ -52,7 +52,7 @@ pub fn job_scope(vendor: &str, job_type: &str) -> Result<TenantScope, InvalidVen
 /// Read-only scope for a public storefront request, from the vendor a storefront lookup item
 /// names: the storefront resolver's edge. Only the resolver calls it, with a vendor id read
 /// from the global lookup, never from the request.
-pub fn storefront_scope(vendor: &str) -> Result<TenantScope, InvalidVendorId> {
+pub(crate) fn storefront_scope(vendor: &str) -> Result<TenantScope, InvalidVendorId> {
     let principal = Principal { user_id: "storefront-visitor".to_owned(), role: Role::Public, vendor_id: None };
     Ok(TenantScope::new(VendorId::parse(vendor)?, &principal))
 }
