@@ -408,6 +408,20 @@ async fn skus_are_unique_per_vendor_not_across_vendors() {
         .await
         .assert_status(200);
     patch_variant(&stack, "sku-a", &a, &variants[1], json!({"sku": "GIFT-1"})).await.assert_status(200);
+    // Uniqueness is the store's, not a read-then-write: eight variants racing for one new SKU,
+    // one wins.
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let p = create_product(&stack, "sku-a", &a, json!({"title": format!("Racer {i}")})).await;
+        racers.push(all_variants(&stack, "sku-a", &a, p.json["id"].as_str().unwrap()).await.remove(0));
+    }
+    let replies = futures_util::future::join_all(
+        racers.iter().map(|v| patch_variant(&stack, "sku-a", &a, v, json!({"sku": "RACE-1"}))),
+    )
+    .await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
     // Bad values are 422 and name the field.
     let bad = stack
         .call(Method::PATCH, &path)
