@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod fulfillment;
 pub mod http;
 pub mod integrations;
 pub mod jobs;
