@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::model::AuditEntry;
-use crate::store::{Condition, Cursor, Item, Page, QueryPage, StoreError, Table, decode, encode, keys};
+use crate::store::{Condition, Cursor, Item, QueryPage, StoreError, Table, encode, keys};
 use crate::tenancy::TenantScope;
 
 const ENTITY: &str = "audit_entry";
@@ -39,9 +39,9 @@ impl<'a> AuditLog<'a> {
         limit: i32,
         cursor: Option<&Cursor>,
     ) -> Result<(Vec<AuditEntry>, Option<Cursor>), StoreError> {
-        let Page { items, next } = self
+        let (entities, next) = self
             .table
-            .query(QueryPage {
+            .query_entities::<AuditEntry>(QueryPage {
                 index: None,
                 partition: keys::audit_partition(self.scope),
                 sort_prefix: None,
@@ -51,7 +51,6 @@ impl<'a> AuditLog<'a> {
                 filter: None,
             })
             .await?;
-        let entries = items.into_iter().map(|item| decode(item).map(|v| v.value)).collect::<Result<_, _>>()?;
-        Ok((entries, next))
+        Ok((entities.into_iter().map(|v| v.value).collect(), next))
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Product, Variant};
 use crate::store::{
-    Condition, Cursor, Expression, Item, Page, QueryPage, StoreError, Table, Versioned, attr, decode, encode, keys,
+    Condition, Cursor, Expression, Item, QueryPage, StoreError, Table, Versioned, attr, decode, encode, keys,
 };
 use crate::tenancy::TenantScope;
 
@@ -69,9 +69,8 @@ impl<'a> CatalogRepo<'a> {
         limit: i32,
         cursor: Option<&Cursor>,
     ) -> Result<(Vec<Versioned<Product>>, Option<Cursor>), StoreError> {
-        let Page { items, next } = self
-            .table
-            .query(QueryPage {
+        self.table
+            .query_entities(QueryPage {
                 index: Some(attr::GSI1),
                 partition: keys::product_list_partition(self.scope),
                 sort_prefix: None,
@@ -80,8 +79,7 @@ impl<'a> CatalogRepo<'a> {
                 descending: false,
                 filter: None,
             })
-            .await?;
-        Ok((items.into_iter().map(decode).collect::<Result<_, _>>()?, next))
+            .await
     }
 
     pub async fn variant(&self, product_id: &str, variant_id: &str) -> Result<Option<Versioned<Variant>>, StoreError> {
@@ -95,9 +93,8 @@ impl<'a> CatalogRepo<'a> {
         limit: i32,
         cursor: Option<&Cursor>,
     ) -> Result<(Vec<Versioned<Variant>>, Option<Cursor>), StoreError> {
-        let Page { items, next } = self
-            .table
-            .query(QueryPage {
+        self.table
+            .query_entities(QueryPage {
                 index: None,
                 partition: keys::variants_partition(self.scope, product_id),
                 sort_prefix: Some(keys::VARIANT_SK_PREFIX.to_owned()),
@@ -106,8 +103,7 @@ impl<'a> CatalogRepo<'a> {
                 descending: false,
                 filter: None,
             })
-            .await?;
-        Ok((items.into_iter().map(decode).collect::<Result<_, _>>()?, next))
+            .await
     }
 
     /// Every variant of a product, active and archived, strongly consistent: what a

@@ -463,6 +463,15 @@ impl Table {
         }
     }
 
+    /// One page decoded into entities (one Query call).
+    pub async fn query_entities<T: DeserializeOwned>(
+        &self,
+        q: QueryPage<'_>,
+    ) -> Result<(Vec<Versioned<T>>, Option<Cursor>), StoreError> {
+        let Page { items, next } = self.query(q).await?;
+        Ok((items.into_iter().map(decode).collect::<Result<_, _>>()?, next))
+    }
+
     /// One Query call: one page of a partition, optionally limited to a sort-key prefix.
     pub async fn query(&self, q: QueryPage<'_>) -> Result<Page, StoreError> {
         let (pk_attr, sk_attr) = match q.index {

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use super::model::{Listing, Storefront, StorefrontLookup};
 use crate::store::keys::{self, LookupBy};
 use crate::store::{
-    Condition, Cursor, Expression, Item, Page, QueryPage, StoreError, Table, Versioned, attr, decode, encode,
+    Condition, Cursor, Expression, Item, QueryPage, StoreError, Table, Versioned, attr, decode, encode,
 };
 use crate::tenancy::TenantScope;
 
@@ -50,9 +50,8 @@ impl<'a> StorefrontRepo<'a> {
         limit: i32,
         cursor: Option<&Cursor>,
     ) -> Result<(Vec<Versioned<Storefront>>, Option<Cursor>), StoreError> {
-        let Page { items, next } = self
-            .table
-            .query(QueryPage {
+        self.table
+            .query_entities(QueryPage {
                 index: None,
                 partition: keys::tenant_partition(self.scope),
                 sort_prefix: Some(keys::STOREFRONT_SK_PREFIX.to_owned()),
@@ -61,8 +60,7 @@ impl<'a> StorefrontRepo<'a> {
                 descending: false,
                 filter: None,
             })
-            .await?;
-        Ok((items.into_iter().map(decode).collect::<Result<_, _>>()?, next))
+            .await
     }
 
     pub fn put_storefront(&self, s: &Storefront, expected: Option<u64>) -> Result<TransactWriteItem, StoreError> {
@@ -127,9 +125,8 @@ impl<'a> StorefrontRepo<'a> {
         limit: i32,
         cursor: Option<&Cursor>,
     ) -> Result<(Vec<Versioned<Listing>>, Option<Cursor>), StoreError> {
-        let Page { items, next } = self
-            .table
-            .query(QueryPage {
+        self.table
+            .query_entities(QueryPage {
                 index: None,
                 partition: keys::listings_partition(self.scope, storefront_id),
                 sort_prefix: Some(keys::LISTING_SK_PREFIX.to_owned()),
@@ -138,8 +135,7 @@ impl<'a> StorefrontRepo<'a> {
                 descending: false,
                 filter: None,
             })
-            .await?;
-        Ok((items.into_iter().map(decode).collect::<Result<_, _>>()?, next))
+            .await
     }
 
     /// One page of what the storefront shows publicly: one Query on the sparse GSI1 index in
@@ -151,9 +147,7 @@ impl<'a> StorefrontRepo<'a> {
         cursor: Option<&Cursor>,
         now_epoch_s: i64,
     ) -> Result<(Vec<Listing>, Option<Cursor>), StoreError> {
-        let Page { items, next } = self
-            .table
-            .query(QueryPage {
+        let (entities, next) = self.table.query_entities::<Listing>(QueryPage {
                 index: Some(attr::GSI1),
                 partition: keys::public_listing_partition(self.scope, storefront_id),
                 sort_prefix: None,
@@ -165,9 +159,8 @@ impl<'a> StorefrontRepo<'a> {
                     names: vec![("#from", "available_from_epoch_s"), ("#until", "available_until_epoch_s")],
                     values: vec![(":now", AttributeValue::N(now_epoch_s.to_string()))],
                 }),
-            })
-            .await?;
-        Ok((items.into_iter().map(|i| decode(i).map(|v| v.value)).collect::<Result<_, _>>()?, next))
+            }).await?;
+        Ok((entities.into_iter().map(|v| v.value).collect(), next))
     }
 
     fn listing_item(&self, listing: &Listing, version: u64) -> Result<Item, StoreError> {

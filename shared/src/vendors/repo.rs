@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::model::{ShippingRules, SmtpSettings, StorageSettings, StripeSettings, Vendor, VendorSummary};
 use crate::store::keys::{self, sk};
-use crate::store::{Condition, Cursor, Page, QueryPage, StoreError, Table, Versioned, decode, encode};
+use crate::store::{Condition, Cursor, QueryPage, StoreError, Table, Versioned, decode, encode};
 use crate::tenancy::{PlatformScope, TenantScope};
 
 /// A configuration document stored as one item in the vendor's partition.
@@ -101,9 +101,9 @@ impl<'a> VendorDirectory<'a> {
         limit: i32,
         cursor: Option<&Cursor>,
     ) -> Result<(Vec<VendorSummary>, Option<Cursor>), StoreError> {
-        let Page { items, next } = self
+        let (entities, next) = self
             .table
-            .query(QueryPage {
+            .query_entities::<VendorSummary>(QueryPage {
                 index: None,
                 partition: keys::vendor_directory_partition(self.scope),
                 sort_prefix: Some(keys::VENDOR_DIRECTORY_SK_PREFIX.to_owned()),
@@ -113,7 +113,6 @@ impl<'a> VendorDirectory<'a> {
                 filter: None,
             })
             .await?;
-        let vendors = items.into_iter().map(|item| decode(item).map(|v| v.value)).collect::<Result<_, _>>()?;
-        Ok((vendors, next))
+        Ok((entities.into_iter().map(|v| v.value).collect(), next))
     }
 }
