@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bestow::App;
 use bestow::store::keys::{GLOBAL_PREFIX, PLATFORM_PREFIX, TENANT_PREFIX, belongs_to_vendor};
 use bestow_infra::devtoken::{DevKeys, DevUser};
+use bestow_infra::fakes::stripe::StripeFake;
 use bestow_infra::gateway::Gateway;
 use bestow_infra::provision::LocalNames;
 use bestow_infra::stack::{LocalStack, StackOptions};
@@ -59,6 +60,8 @@ pub struct Stack {
     pub names: LocalNames,
     pub sdk: aws_config::SdkConfig,
     pub local: LocalStack,
+    /// This stack's own Stripe, over real HTTP.
+    pub stripe: StripeFake,
     http: reqwest::Client,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
@@ -167,6 +170,7 @@ impl Stack {
             "tests only run against a local emulator"
         );
         let prefix = format!("bestow-test-{}", &bestow::store::ids::new_id()[14..]);
+        let stripe = StripeFake::start().await.expect("the Stripe fake starts");
         let stack = LocalStack::provision(StackOptions {
             secrets_prefix: Some(format!("bestow/{prefix}")),
             prefix,
@@ -174,6 +178,7 @@ impl Stack {
             // Retries come back after 2 s instead of the template's 60.
             visibility_override: Some(2),
             counter: None,
+            stripe_api_base: Some(stripe.base_url().to_owned()),
         })
         .await
         .expect("provisioning from template.yaml");
@@ -194,6 +199,7 @@ impl Stack {
             server,
             pollers,
             local: stack,
+            stripe,
         }
     }
 

@@ -170,7 +170,10 @@ impl Gateway {
             h.insert("access-control-max-age", http::HeaderValue::from_static("600"));
             return response;
         }
-        let Some((route, path_params)) = match_route(self.routes, method, path) else {
+        // Webhooks have function URLs of their own when deployed; locally they share the port.
+        let matched =
+            match_route(self.routes, method, path).or_else(|| match_route(bestow::routes::WEBHOOKS, method, path));
+        let Some((route, path_params)) = matched else {
             return gateway_message(StatusCode::NOT_FOUND, "Not Found");
         };
         // The JWT authorizer: no valid token, no invocation.
@@ -233,7 +236,10 @@ pub fn api_gateway_event(
         }
     }
     let now = time::OffsetDateTime::now_utc();
-    let route_key = format!("{} {}", route.method, route.path);
+    // A function URL (a webhook) has one `$default` route and fills no path parameters.
+    let function_url = bestow::routes::WEBHOOKS.iter().any(|w| w.function == route.function);
+    let route_key = if function_url { "$default".to_owned() } else { format!("{} {}", route.method, route.path) };
+    let path_params = if function_url { &HashMap::new() } else { path_params };
     let (body, is_base64) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
         Ok(text) => (Value::String(text.to_owned()), false),

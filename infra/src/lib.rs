@@ -3,6 +3,7 @@
 //! runtime-API harness.
 
 pub mod devtoken;
+pub mod fakes;
 pub mod gateway;
 mod loopback;
 pub mod ops;

@@ -22,6 +22,8 @@ fn key_file() -> PathBuf {
 }
 
 async fn up(port: u16) -> Result<(), InfraError> {
+    // Stripe, played locally: checkouts create PaymentIntents in it, `bestow-ops stripe` pays them.
+    let stripe = bestow_infra::fakes::stripe::StripeFake::start().await?;
     let stack = LocalStack::provision(StackOptions {
         prefix: STACK_PREFIX.to_owned(),
         stage: "local".to_owned(),
@@ -30,6 +32,7 @@ async fn up(port: u16) -> Result<(), InfraError> {
         // retries and dead-lettering in seconds rather than minutes.
         visibility_override: std::env::var("BESTOW_VISIBILITY_SECONDS").ok().and_then(|v| v.parse().ok()),
         counter: None,
+        stripe_api_base: Some(stripe.base_url().to_owned()),
     })
     .await?;
     let (template, names, app) = (&stack.template, &stack.names, stack.app.clone());
@@ -53,12 +56,13 @@ async fn up(port: u16) -> Result<(), InfraError> {
     let owner =
         keys.issue(&DevUser { sub: demo::OWNER, group: "owner", vendor_id: Some(demo::VENDOR_ID) }, TOKEN_TTL_SECONDS);
     println!(
-        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  queues     {} (workers polling: {})\n  mail       SMTP sink on 127.0.0.1:2525, messages in .local/mail/\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
+        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  queues     {} (workers polling: {})\n  mail       SMTP sink on 127.0.0.1:2525, messages in .local/mail/\n  stripe     local Stripe fake at {}\n  webhooks   POST http://127.0.0.1:{port}/webhooks/stripe/<vendor id>\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
         bestow::routes::ALL.len(),
         names.table,
         names.buckets.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>().join(", "),
         names.queues.iter().map(|(_, q)| q.as_str()).collect::<Vec<_>>().join(", "),
         pollers.len(),
+        stripe.base_url(),
         demo::VENDOR_ID,
         if seeded { "seeded now" } else { "already there" },
         demo::VENDOR_ID,

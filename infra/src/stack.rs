@@ -19,6 +19,8 @@ pub struct StackOptions {
     pub visibility_override: Option<i64>,
     /// Counts every AWS call the stack's functions make (benchmarks, round-trip tests).
     pub counter: Option<bestow::store::counter::CallCounter>,
+    /// Where the functions reach Stripe (the local Stripe fake).
+    pub stripe_api_base: Option<String>,
 }
 
 pub struct LocalStack {
@@ -48,6 +50,7 @@ impl LocalStack {
             "BESTOW_TABLE" => Some(table.clone()),
             "BESTOW_STAGE" => Some(options.stage.clone()),
             "BESTOW_SECRETS_PREFIX" => options.secrets_prefix.clone(),
+            "BESTOW_STRIPE_API_BASE" => options.stripe_api_base.clone().or_else(|| std::env::var(name).ok()),
             other => {
                 queue_env.get(other).or_else(|| asset_env.get(other)).cloned().or_else(|| std::env::var(other).ok())
             }
@@ -66,6 +69,7 @@ impl LocalStack {
         env.insert("BESTOW_TABLE".into(), self.names.table.clone());
         env.insert("BESTOW_STAGE".into(), self.app.config.stage.clone());
         env.insert("BESTOW_SECRETS_PREFIX".into(), self.app.config.secrets_prefix.clone());
+        env.insert("BESTOW_STRIPE_API_BASE".into(), self.app.config.stripe_api_base.clone());
         env.extend(asset_env(&self.names));
         env
     }

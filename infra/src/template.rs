@@ -25,6 +25,8 @@ pub struct FunctionSpec {
     pub binary: String,
     /// `(method, path)` of its HttpApi event, if it has one.
     pub http: Option<(String, String)>,
+    /// The `AuthType` of the function's URL, for webhooks (`NONE`: the signature authenticates).
+    pub function_url: Option<String>,
 }
 
 /// An SQS queue as the template declares it.
@@ -151,7 +153,8 @@ impl Template {
                         })
                         .flatten()
                 });
-                FunctionSpec { logical_id, binary, http }
+                let function_url = str_of(&r["Properties"]["FunctionUrlConfig"]["AuthType"]);
+                FunctionSpec { logical_id, binary, http, function_url }
             })
             .collect()
     }

@@ -1,6 +1,6 @@
 //! The wiring built once per cold start and shared by every invocation of a function.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::{Config, ConfigError};
 use crate::integrations::secrets::SecretStore;
@@ -18,6 +18,9 @@ pub struct App {
     pub jobs: Dispatcher,
     /// Presigns uploads and checks them (product images). Building it makes no call.
     pub s3: aws_sdk_s3::Client,
+    /// The HTTPS client of the third-party integrations (Stripe), built on first use: most
+    /// functions never call out, and building it loads the TLS roots.
+    http: Arc<OnceLock<reqwest::Client>>,
 }
 
 impl App {
@@ -59,6 +62,12 @@ impl App {
             jobs,
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             config: Arc::new(config),
+            http: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The shared connection pool for third-party APIs (clones share it).
+    pub fn http(&self) -> reqwest::Client {
+        self.http.get_or_init(reqwest::Client::new).clone()
     }
 }

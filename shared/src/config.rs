@@ -25,6 +25,12 @@ pub struct Config {
     /// Where the public reads images from (`BESTOW_ASSET_BASE_URL`, e.g. a CDN in front of the
     /// assets bucket); image URLs are `<base>/<key>`. Without it, no URLs are shown.
     pub asset_base_url: Option<String>,
+    /// Stripe's API (`BESTOW_STRIPE_API_BASE`, default `https://api.stripe.com`; the local
+    /// Stripe fake in tests and on the local stack).
+    pub stripe_api_base: String,
+    /// Where gift links point when a storefront has no host of its own
+    /// (`BESTOW_GIFT_LINK_BASE`): links are `<base>/<storefront slug>/gifts/<code>`.
+    pub gift_link_base: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +72,13 @@ impl Config {
             asset_base_url: lookup("BESTOW_ASSET_BASE_URL")
                 .filter(|v| !v.is_empty())
                 .map(|v| v.trim_end_matches('/').to_owned()),
+            stripe_api_base: lookup("BESTOW_STRIPE_API_BASE")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "https://api.stripe.com".to_owned()),
+            gift_link_base: lookup("BESTOW_GIFT_LINK_BASE")
+                .filter(|v| !v.is_empty())
+                .map(|v| v.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| "https://gifts.bestow.example".to_owned()),
         })
     }
 }

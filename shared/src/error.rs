@@ -43,6 +43,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// A third party (Stripe) refused or failed; the detail says what the caller can do.
+    #[error("upstream: {0}")]
+    Upstream(String),
     /// Our fault or a dependency's: logged with its cause, answered without it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -100,6 +103,7 @@ impl ApiError {
             Self::Validation { .. } => 422,
             Self::PreconditionRequired(_) => 428,
             Self::Internal(_) => 500,
+            Self::Upstream(_) => 502,
         }
     }
 
@@ -117,6 +121,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload-too-large",
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::Internal(_) => "internal",
+            Self::Upstream(_) => "upstream-failed",
         }
     }
 
@@ -133,6 +138,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::UnsupportedMediaType(_) => "Unsupported media type",
             Self::Internal(_) => "Internal error",
+            Self::Upstream(_) => "A payment provider failed",
         }
     }
 
@@ -149,7 +155,8 @@ impl ApiError {
             | Self::PreconditionFailed(d)
             | Self::PreconditionRequired(d)
             | Self::PayloadTooLarge(d)
-            | Self::UnsupportedMediaType(d) => (d.clone(), Vec::new()),
+            | Self::UnsupportedMediaType(d)
+            | Self::Upstream(d) => (d.clone(), Vec::new()),
         };
         Problem {
             type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.slug()),

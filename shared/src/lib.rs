@@ -14,6 +14,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod notifications;
 pub mod openapi;
+pub mod orders;
 pub mod routes;
 pub mod store;
 pub mod storefronts;

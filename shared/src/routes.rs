@@ -7,6 +7,7 @@ use crate::catalog::routes as catalog;
 use crate::http::RouteDef;
 use crate::jobs::routes as jobs;
 use crate::notifications::routes as notifications;
+use crate::orders::routes as orders;
 use crate::storefronts::routes as storefronts;
 use crate::vendors::routes as vendors;
 
@@ -50,9 +51,18 @@ pub const ALL: &[&RouteDef] = &[
     &storefronts::LIST_LISTINGS,
     &storefronts::PUBLIC_PRODUCTS,
     &storefronts::PUBLIC_PRODUCT,
+    &orders::CREATE_ORDER,
+    &orders::LIST_ORDERS,
+    &orders::GET_ORDER,
+    &orders::LIST_ORDER_UNITS,
 ];
+
+/// Webhook endpoints: each a function with its own function URL (no API Gateway route, no
+/// authorizer: the provider's signature authenticates). The local gateway serves them on the
+/// same port under their paths.
+pub const WEBHOOKS: &[&RouteDef] = &[&orders::STRIPE_WEBHOOK];
 
 /// The route a function binary serves.
 pub fn by_function(function: &str) -> Option<&'static RouteDef> {
-    ALL.iter().copied().find(|r| r.function == function)
+    ALL.iter().chain(WEBHOOKS).copied().find(|r| r.function == function)
 }

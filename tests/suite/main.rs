@@ -7,6 +7,7 @@ mod catalog;
 mod concurrency;
 mod idempotency;
 mod jobs;
+mod orders;
 mod runtime;
 mod secrets;
 mod storefronts;

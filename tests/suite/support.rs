@@ -188,8 +188,46 @@ pub async fn catalog_ids(stack: &Stack, vendor: &str, owner: &str) -> std::colle
         .await;
     image.assert_status(201);
     let image = image.json["image"]["id"].as_str().unwrap().to_owned();
-    [("productId", product), ("variantId", variant), ("jobId", job), ("storefrontId", storefront), ("imageId", image)]
-        .into()
+    // An order of the product (the vendor is configured by `configure_fully`): active, then bought.
+    let product_path = format!("/vendors/{vendor}/products/{product}");
+    let etag = stack.call(Method::GET, &product_path).token(owner).send().await.etag();
+    stack
+        .call(Method::PATCH, &product_path)
+        .token(owner)
+        .header("if-match", &etag)
+        .json(&json!({"status": "active"}))
+        .send()
+        .await
+        .assert_status(200);
+    stack
+        .call(Method::PATCH, &format!("{product_path}/variants/{variant}"))
+        .token(owner)
+        .header("if-match", "\"v1\"")
+        .json(&json!({"stock_quantity": 5}))
+        .send()
+        .await
+        .assert_status(200);
+    let order = stack
+        .call(Method::POST, &format!("/vendors/{vendor}/storefronts/{storefront}/orders"))
+        .token(owner)
+        .json(
+            &json!({"items": [{"product_id": product, "variant_id": variant, "quantity": 1}], "sender_name": "Fixture",
+            "recipients": [{"name": "Ana", "email": "ana@example.com", "shipping_method_id": "eu-standard",
+                "address": {"line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"}}]}),
+        )
+        .send()
+        .await;
+    order.assert_status(201);
+    let order = order.json["order"]["id"].as_str().unwrap().to_owned();
+    [
+        ("productId", product),
+        ("variantId", variant),
+        ("jobId", job),
+        ("storefrontId", storefront),
+        ("imageId", image),
+        ("orderId", order),
+    ]
+    .into()
 }
 
 /// A route's path with its placeholders filled in.

@@ -32,6 +32,7 @@ fn template_binaries_events_and_routes_match_both_ways() {
     let routes_and_workers: BTreeSet<String> = bestow::routes::ALL
         .iter()
         .map(|r| r.function.to_owned())
+        .chain(bestow::routes::WEBHOOKS.iter().map(|r| r.function.to_owned()))
         .chain(bestow::jobs::registry::ALL.iter().map(|w| w.function.to_owned()))
         .collect();
     assert_eq!(in_template.len(), functions.len(), "one binary per function");
@@ -40,6 +41,14 @@ fn template_binaries_events_and_routes_match_both_ways() {
     assert_eq!(in_template, routes_and_workers, "template functions vs the route list and the job registry");
 
     for function in &functions {
+        if bestow::routes::WEBHOOKS.iter().any(|w| w.function == function.binary) {
+            // A webhook: its own function URL, no authorizer (the signature authenticates),
+            // and no API Gateway route.
+            assert_eq!(function.function_url.as_deref(), Some("NONE"), "{}", function.logical_id);
+            assert_eq!(function.http, None, "{}", function.logical_id);
+            continue;
+        }
+        assert_eq!(function.function_url, None, "{} is not a webhook", function.logical_id);
         match bestow::routes::by_function(&function.binary) {
             Some(route) => assert_eq!(
                 function.http,

@@ -40,6 +40,7 @@ impl Bench {
             secrets_prefix: None,
             visibility_override: Some(30),
             counter: Some(counter.clone()),
+            stripe_api_base: None,
         })
         .await?;
         let keys = DevKeys::random();

@@ -708,7 +708,8 @@ pub async fn create_image(
     }
     ApiError::reject_if_any(errors)?;
     let id = ids::new_id();
-    let key = format!("vendors/{}/products/{product_id}/images/{id}.{}", scope.vendor_id(), extension.unwrap_or("bin"));
+    let prefix = crate::store::keys::vendor_object_prefix(scope);
+    let key = format!("{prefix}products/{product_id}/images/{id}.{}", extension.unwrap_or("bin"));
     let image = ProductImage {
         id,
         key: key.clone(),

@@ -1,4 +1,5 @@
-//! Fulfilment units and their gifts (C5). So far: the redemption codes recipients type or
-//! scan; units, redemption and the fulfilment queue come with the gifting-orders issue.
+//! Fulfillment units and their gifts (C5): the redemption codes recipients type or scan, the
+//! units an order is split into, and the gift delivery (QR code and email) of each.
 
+pub mod jobs;
 pub mod model;

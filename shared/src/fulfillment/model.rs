@@ -3,6 +3,8 @@
 //! on the code's global item).
 
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Crockford's base32: no I, L, O or U, so nothing reads as another character.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -57,6 +59,181 @@ impl RedemptionCode {
     }
 }
 
+/// Where a unit stands in the vendor's fulfillment queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitStatus {
+    /// The recipient has not confirmed an address (and, where allowed, a variant) yet.
+    AwaitingAddress,
+    /// Address and items are settled: the vendor can pack it.
+    Ready,
+    Packed,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl UnitStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwaitingAddress => "awaiting_address",
+            Self::Ready => "ready",
+            Self::Packed => "packed",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The recipient's side of the gift, as gifting platforms have taught buyers to expect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GiftState {
+    Created,
+    Notified,
+    Opened,
+    Accepted,
+    Packed,
+    Shipped,
+    Delivered,
+    Expired,
+    Cancelled,
+}
+
+/// What one recipient receives: a line of the order's bundle, possibly swapped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UnitLine {
+    pub product_id: String,
+    pub variant_id: String,
+    pub quantity: u32,
+    /// What the buyer paid per item: a swap may choose a variant up to this price.
+    pub paid_unit_minor: i64,
+}
+
+/// One recipient's share of an order: created by the split, worked by the vendor's staff,
+/// redeemed by the recipient with its code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfillmentUnit {
+    /// `<order id>-<number>`, number 1-based in the buyer's recipient order (5 digits).
+    pub id: String,
+    pub order_id: String,
+    pub number: u32,
+    pub storefront_id: String,
+    /// The normalised redemption code (the gift link's credential).
+    pub code: String,
+    pub recipient_name: String,
+    pub recipient_email: String,
+    pub gift_message: Option<String>,
+    pub sender_name: String,
+    pub address: Option<crate::orders::model::Address>,
+    pub shipping_method_id: String,
+    pub lines: Vec<UnitLine>,
+    pub status: UnitStatus,
+    pub gift: GiftState,
+    pub currency: String,
+    /// RFC 3339; the link stops working after it.
+    pub expires_at: String,
+    pub remind_after_days: u32,
+    pub thank_you_note: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl FulfillmentUnit {
+    pub fn unit_id(order_id: &str, number: u32) -> String {
+        format!("{order_id}-{number:05}")
+    }
+
+    /// `(order id, number)` of a unit id; `None` when it cannot be one.
+    pub fn parse_id(unit_id: &str) -> Option<(&str, u32)> {
+        let (order, number) = unit_id.rsplit_once('-')?;
+        let number = number.parse().ok().filter(|n| *n >= 1 && number.len() == 5)?;
+        (!order.is_empty()).then_some((order, number))
+    }
+}
+
+/// The global item of a redemption code: which vendor's unit it opens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeClaim {
+    pub owner_vendor: String,
+    pub order_id: String,
+    pub unit_number: u32,
+}
+
+/// The link a recipient opens: on the storefront's own host when it has one, else under the
+/// platform's gift domain with the storefront's slug.
+pub fn gift_link(
+    link_base: &str,
+    storefront_host: Option<&str>,
+    storefront_slug: &str,
+    code: &RedemptionCode,
+) -> String {
+    match storefront_host {
+        Some(host) => format!("https://{host}/gifts/{}", code.display()),
+        None => format!("{link_base}/{storefront_slug}/gifts/{}", code.display()),
+    }
+}
+
+/// A gift link's QR code, as the email embeds it (PNG) and as print templates scale it (SVG).
+pub struct QrImages {
+    pub png: Vec<u8>,
+    pub svg: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("QR code: {0}")]
+pub struct QrError(String);
+
+/// Quiet zone the QR specification asks for, in modules.
+const QR_BORDER: i32 = 4;
+/// Pixels per module in the PNG: ~300 px for a gift link, crisp on screens and phones.
+const QR_PNG_SCALE: i32 = 8;
+
+/// Renders `text` (a gift link) as a QR code with medium error correction (15 %: survives a
+/// crease on a printed card).
+pub fn qr_images(text: &str) -> Result<QrImages, QrError> {
+    use qrcodegen::{QrCode, QrCodeEcc};
+    let qr = QrCode::encode_text(text, QrCodeEcc::Medium).map_err(|e| QrError(format!("{e:?}")))?;
+    let modules = qr.size() + 2 * QR_BORDER;
+    let dark = |x: i32, y: i32| qr.get_module(x - QR_BORDER, y - QR_BORDER);
+
+    let mut path = String::new();
+    for y in 0..modules {
+        for x in 0..modules {
+            if dark(x, y) {
+                path.push_str(&format!("M{x},{y}h1v1h-1z"));
+            }
+        }
+    }
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {modules} {modules}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"100%\" height=\"100%\" fill=\"#fff\"/><path fill=\"#000\" d=\"{path}\"/></svg>"
+    );
+
+    // One bit per pixel, most significant first, 1 = white.
+    let pixels = (modules * QR_PNG_SCALE) as u32;
+    let row_bytes = pixels.div_ceil(8) as usize;
+    let mut data = vec![0u8; row_bytes * pixels as usize];
+    for py in 0..pixels as i32 {
+        for px in 0..pixels as i32 {
+            if !dark(px / QR_PNG_SCALE, py / QR_PNG_SCALE) {
+                data[py as usize * row_bytes + px as usize / 8] |= 0x80 >> (px % 8);
+            }
+        }
+    }
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, pixels, pixels);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::One);
+    let mut writer = encoder.write_header().map_err(|e| QrError(e.to_string()))?;
+    writer.write_image_data(&data).map_err(|e| QrError(e.to_string()))?;
+    writer.finish().map_err(|e| QrError(e.to_string()))?;
+    Ok(QrImages { png, svg })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +272,24 @@ mod tests {
         assert_eq!(RedemptionCode::parse("ABCD-EFGH-JKMN-PQRSU"), None, "U is not in the alphabet");
         assert_eq!(RedemptionCode::parse("ABCD-EFGH-JKMN-PQ#S"), None);
         assert_eq!(RedemptionCode::parse("ÄBCD-EFGH-JKMN-PQRS"), None);
+    }
+
+    #[test]
+    fn qr_codes_decode_back_to_the_link() {
+        let link = "https://gifts.demo-berlin.example/gifts/ABCD-EFGH-JKMN-PQRS";
+        let images = qr_images(link).unwrap();
+        assert!(images.svg.starts_with("<svg") && images.svg.contains("<path"));
+        let decoder = png::Decoder::new(std::io::Cursor::new(&images.png));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let (w, h) = (info.width as usize, info.height as usize);
+        let row = info.line_size;
+        let luma = |x: usize, y: usize| if buf[y * row + x / 8] & (0x80 >> (x % 8)) != 0 { 255u8 } else { 0 };
+        let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, luma);
+        let grids = prepared.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, content) = grids[0].decode().unwrap();
+        assert_eq!(content, link);
     }
 }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -31,6 +32,29 @@ pub struct Outgoing<'a> {
     pub html: &'a str,
     /// Stable per logical message, so receivers can drop a duplicate.
     pub message_id: &'a str,
+    /// Images the HTML shows by `cid:<content id>` (a gift's QR code).
+    pub inline_images: &'a [InlineImageData],
+}
+
+pub struct InlineImageData {
+    pub content_id: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// text + HTML alternatives, wrapped with their inline images in multipart/related.
+fn body(mail: &Outgoing<'_>) -> Result<MultiPart, SmtpError> {
+    let alternatives = MultiPart::alternative_plain_html(mail.text.to_owned(), mail.html.to_owned());
+    if mail.inline_images.is_empty() {
+        return Ok(alternatives);
+    }
+    let mut related = MultiPart::related().multipart(alternatives);
+    for image in mail.inline_images {
+        let content_type = ContentType::parse(&image.content_type).map_err(|e| SmtpError::Permanent(e.to_string()))?;
+        related = related
+            .singlepart(Attachment::new_inline(image.content_id.clone()).body(image.bytes.clone(), content_type));
+    }
+    Ok(related)
 }
 
 pub struct SmtpClient {
@@ -67,7 +91,7 @@ impl SmtpClient {
             .to(Mailbox::new(mail.to_name.map(str::to_owned), to_address))
             .subject(mail.subject)
             .message_id(Some(mail.message_id.to_owned()))
-            .multipart(MultiPart::alternative_plain_html(mail.text.to_owned(), mail.html.to_owned()))
+            .multipart(body(mail)?)
             .map_err(|e| SmtpError::Permanent(e.to_string()))?;
         match self.transport.send(message).await {
             Ok(_) => Ok(()),

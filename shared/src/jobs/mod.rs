@@ -47,6 +47,14 @@ pub enum JobError {
     Permanent(String),
 }
 
+/// A store failure in a job is worth another try (throttling, a conflict, a timeout); a
+/// handler that knows better maps it itself.
+impl From<crate::store::StoreError> for JobError {
+    fn from(err: crate::store::StoreError) -> Self {
+        JobError::Retryable(err.to_string())
+    }
+}
+
 /// What a handler gets besides its payload.
 pub struct JobCtx {
     pub app: App,

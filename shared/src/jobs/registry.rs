@@ -19,6 +19,8 @@ pub const ALL: &[&WorkerDef] = &[
     &crate::catalog::jobs::VARIANT_GENERATION,
     &crate::bulk::jobs::PRODUCT_IMPORT,
     &crate::bulk::jobs::VARIANT_BULK_UPDATE,
+    &crate::orders::jobs::ORDER_SPLIT,
+    &crate::fulfillment::jobs::GIFT_DELIVERY,
 ];
 
 /// The environment variable holding a job type's queue URL.

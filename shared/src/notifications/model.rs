@@ -112,6 +112,7 @@ mod tests {
                 ("vendor_name", "Demo Gifts"),
                 ("gift_message", "Thanks & well done"),
                 ("gift_link", "https://gifts.example/g/ABCD"),
+                ("gift_code", "ABCD-EFGH-JKMN-PQRS"),
                 ("expires_on", "2027-01-31"),
             ]))
             .unwrap();

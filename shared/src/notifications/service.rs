@@ -31,6 +31,7 @@ pub async fn send_smtp_test(app: &App, scope: &TenantScope, req: SmtpTestRequest
         to_name: None,
         template: EmailTemplate::SmtpTest,
         vars: BTreeMap::from([("vendor_name".to_owned(), vendor.name), ("smtp_host".to_owned(), smtp.host)]),
+        inline_images: Vec::new(),
     };
     let job_id = app.jobs.enqueue(scope, &job).await?;
     Ok(JobAccepted { job_id, job_type: EmailDispatch::TYPE.to_owned() })

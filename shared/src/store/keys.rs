@@ -140,6 +140,72 @@ pub fn public_listing_partition(scope: &TenantScope, storefront_id: &str) -> Str
     format!("{}#LISTED", storefront_partition(scope, storefront_id))
 }
 
+// ---------------------------------------------------------------- orders and gifts
+
+pub const ORDER_SK: &str = "ORDER";
+pub const RECIPIENTS_SK_PREFIX: &str = "RECIPIENTS#";
+pub const UNIT_SK_PREFIX: &str = "UNIT#";
+
+/// An order's partition: the order, its recipients (in chunks) and its units, so one Query
+/// pages through an order's units.
+pub fn order_partition(scope: &TenantScope, order_id: &str) -> String {
+    format!("{}#ORDER#{}", tenant_partition(scope), escape(order_id))
+}
+
+pub fn order_key(scope: &TenantScope, order_id: &str) -> Key {
+    Key { pk: order_partition(scope, order_id), sk: ORDER_SK.to_owned() }
+}
+
+/// Chunk `chunk` (0-based) of an order's recipients, as the buyer listed them.
+pub fn recipients_key(scope: &TenantScope, order_id: &str, chunk: usize) -> Key {
+    Key { pk: order_partition(scope, order_id), sk: format!("{RECIPIENTS_SK_PREFIX}{chunk:05}") }
+}
+
+/// The fulfillment unit of the order's recipient number `number` (1-based, in the buyer's
+/// order): deterministic, so a repeated split writes the same keys.
+pub fn unit_key(scope: &TenantScope, order_id: &str, number: u32) -> Key {
+    Key { pk: order_partition(scope, order_id), sk: format!("{UNIT_SK_PREFIX}{number:05}") }
+}
+
+/// GSI1 partition of the vendor's orders, oldest first by their time-ordered ids.
+pub fn order_list_partition(scope: &TenantScope) -> String {
+    format!("{}#ORDERS", tenant_partition(scope))
+}
+
+/// GSI1 partition of the vendor's units in one fulfillment status (the fulfillment queue).
+pub fn unit_queue_partition(scope: &TenantScope, status: &str) -> String {
+    format!("{}#UNITS#{}", tenant_partition(scope), escape(status))
+}
+
+/// Maps a Stripe PaymentIntent to its order (events name the intent, refunds and charges too).
+pub fn payment_intent_key(scope: &TenantScope, payment_intent_id: &str) -> Key {
+    Key { pk: format!("{}#PI#{}", tenant_partition(scope), escape(payment_intent_id)), sk: "PI".to_owned() }
+}
+
+/// A Stripe event already handled (or recorded as not applicable): deduplicates deliveries.
+pub fn stripe_event_key(scope: &TenantScope, event_id: &str) -> Key {
+    Key { pk: format!("{}#STRIPE_EVENT#{}", tenant_partition(scope), escape(event_id)), sk: "EVENT".to_owned() }
+}
+
+/// The global item of a redemption code: written with its unit on a condition that the code
+/// is free, so no two units ever share one; read only by the gift resolver.
+pub fn redemption_code_key(code: &str) -> Key {
+    Key { pk: format!("{GLOBAL_PREFIX}CODE#{}", escape(code)), sk: "CODE".to_owned() }
+}
+
+// ---------------------------------------------------------------- S3 object keys
+
+/// Every object of a vendor in a bucket lies under this prefix (IAM and lifecycle rules can
+/// name it; a job refuses to read outside it).
+pub fn vendor_object_prefix(scope: &TenantScope) -> String {
+    format!("vendors/{}/", scope.vendor_id())
+}
+
+/// A gift's QR code image (`png` or `svg`).
+pub fn gift_qr_object(scope: &TenantScope, unit_id: &str, extension: &str) -> String {
+    format!("{}gifts/{unit_id}/qr.{extension}", vendor_object_prefix(scope))
+}
+
 // ---------------------------------------------------------------- jobs and audit
 
 /// A job resource (`GET /vendors/{vendorId}/jobs/{jobId}`): status, progress, row errors.

@@ -57,6 +57,14 @@ pub(crate) fn storefront_scope(vendor: &str) -> Result<TenantScope, InvalidVendo
     Ok(TenantScope::new(VendorId::parse(vendor)?, &principal))
 }
 
+/// Scope for a webhook addressed to one vendor (the vendor's id is in the endpoint's URL):
+/// the webhook's edge. It is only used after the request's signature has been checked with
+/// that vendor's own secret, which is what authenticates it.
+pub(crate) fn webhook_scope(vendor: &str, provider: &str) -> Result<TenantScope, InvalidVendorId> {
+    let principal = Principal { user_id: format!("webhook:{provider}"), role: Role::System, vendor_id: None };
+    Ok(TenantScope::new(VendorId::parse(vendor)?, &principal))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,10 @@ pub struct ShippingRules {
     pub currency: String,
     pub zones: Vec<ShippingZone>,
     pub methods: Vec<ShippingMethod>,
+    /// The sales tax charged on an order's items and shipping, in basis points (1/100 of a
+    /// percent: 1900 is 19 %); 0 when absent.
+    #[serde(default)]
+    pub tax_rate_basis_points: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -128,6 +132,9 @@ impl ShippingRules {
         let mut errors = Vec::new();
         if !is_currency(&self.currency) {
             errors.push(FieldError::new("/currency", "must be an ISO 4217 code such as EUR"));
+        }
+        if self.tax_rate_basis_points > 10_000 {
+            errors.push(FieldError::new("/tax_rate_basis_points", "is at most 10000 (100 %)"));
         }
         if self.zones.len() > MAX_ZONES {
             errors.push(FieldError::new("/zones", format!("at most {MAX_ZONES} zones")));
@@ -379,6 +386,7 @@ mod tests {
                     free_over_minor: None,
                 },
             ],
+            tax_rate_basis_points: 0,
         }
     }
 

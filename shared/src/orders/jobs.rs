@@ -1,0 +1,255 @@
+//! The order split: a paid order becomes one fulfillment unit per recipient, each with its
+//! own redemption code, exactly once.
+//!
+//! A transaction holds 100 items, so the split writes chunks of 50 recipients, each one
+//! transaction of 50 units and their 50 code claims, every item conditioned on not existing.
+//! Chunks and unit keys are fixed by the recipients' order, so a chunk is either wholly
+//! written or not at all: a repeated chunk (a duplicate event, a retry after a crash, a second
+//! worker) fails on its first unit and is counted as done, and a code that collides with any
+//! other code fails the claim and is drawn again. The order records how far the run of
+//! written chunks reaches, so a resumed split starts there, and becomes `split` only when
+//! every unit exists.
+
+use futures_util::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::model::{Order, OrderStatus, RECIPIENTS_PER_CHUNK, Recipient};
+use super::repo::OrderRepo;
+use crate::app::App;
+use crate::audit::model::AuditEntry;
+use crate::audit::repo::AuditLog;
+use crate::fulfillment::model::{FulfillmentUnit, GiftState, RedemptionCode, UnitLine, UnitStatus};
+use crate::jobs::registry::WorkerDef;
+use crate::jobs::worker::process_batch;
+use crate::jobs::{Job, JobCtx, JobError, JobHandler};
+use crate::store::{StoreError, Versioned};
+use crate::tenancy::TenantScope;
+use crate::vendors::service::now_rfc3339;
+
+/// Chunk transactions in flight at once: enough to hide latency, few enough not to provoke
+/// throttling of the order's partition.
+const CHUNKS_IN_FLIGHT: usize = 4;
+/// The order's progress is saved after this many chunks (and at the end).
+const PROGRESS_EVERY_CHUNKS: usize = 20;
+/// A code collision (p ≈ n/2⁸⁰) redraws the chunk's codes; three in a row means a bug.
+const CODE_DRAWS: u32 = 3;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSplit {
+    pub order_id: String,
+}
+
+impl Job for OrderSplit {
+    const TYPE: &'static str = "order_split";
+
+    fn idempotency_key(&self) -> String {
+        self.order_id.clone()
+    }
+}
+
+/// What a split run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SplitOutcome {
+    pub units: u32,
+    /// Chunks this run wrote, and chunks it found written by an earlier or concurrent run.
+    pub chunks_written: u32,
+    pub chunks_found: u32,
+    /// The order was already split when the run began.
+    pub already_split: bool,
+}
+
+pub struct OrderSplitHandler;
+
+impl JobHandler for OrderSplitHandler {
+    type Job = OrderSplit;
+
+    async fn handle(&self, ctx: &JobCtx, job: OrderSplit) -> Result<serde_json::Value, JobError> {
+        let outcome = split_order(&ctx.app, &ctx.scope, &job.order_id).await?;
+        if !outcome.already_split {
+            crate::fulfillment::jobs::enqueue_gift_delivery(&ctx.app, &ctx.scope, &job.order_id, outcome.units).await?;
+        }
+        Ok(json!(outcome))
+    }
+}
+
+pub const ORDER_SPLIT: WorkerDef = WorkerDef {
+    job_type: OrderSplit::TYPE,
+    function: "order-split",
+    run: |app, event, deadline_ms| {
+        Box::pin(async move { process_batch(&app, std::sync::Arc::new(OrderSplitHandler), event, deadline_ms).await })
+    },
+};
+
+/// Splits a paid order; safe to run any number of times, at once or one after another.
+pub async fn split_order(app: &App, scope: &TenantScope, order_id: &str) -> Result<SplitOutcome, JobError> {
+    let repo = OrderRepo::new(&app.table, scope);
+    let order =
+        repo.order(order_id).await?.ok_or_else(|| JobError::Permanent(format!("order {order_id} not found")))?;
+    match order.value.status {
+        OrderStatus::Split => {
+            return Ok(SplitOutcome { units: order.value.recipient_count, already_split: true, ..Default::default() });
+        }
+        OrderStatus::Paid => {}
+        other => {
+            return Err(JobError::Permanent(format!("order {order_id} is {} and cannot be split", other.as_str())));
+        }
+    }
+    let recipients = repo.recipients(order_id).await?;
+    if recipients.len() != order.value.recipient_count as usize {
+        return Err(JobError::Permanent(format!(
+            "order {order_id} lists {} recipients but {} are stored",
+            order.value.recipient_count,
+            recipients.len()
+        )));
+    }
+    let first_chunk = order.value.split.units_created as usize / RECIPIENTS_PER_CHUNK;
+    let expires_at = expiry(order.value.expires_after_days);
+    let total = recipients.len() as u32;
+    let mut outcome = SplitOutcome { units: total, ..Default::default() };
+    let chunks = recipients.len().div_ceil(RECIPIENTS_PER_CHUNK);
+    let chunk_of = |chunk: usize| {
+        &recipients[chunk * RECIPIENTS_PER_CHUNK..((chunk + 1) * RECIPIENTS_PER_CHUNK).min(recipients.len())]
+    };
+    let mut writes = stream::iter(first_chunk..chunks)
+        .map(|chunk| write_chunk(&repo, &order.value, chunk, chunk_of(chunk), &expires_at))
+        .buffered(CHUNKS_IN_FLIGHT);
+    let mut since_progress = 0;
+    while let Some(result) = writes.next().await {
+        let (chunk, wrote) = result?;
+        if wrote {
+            outcome.chunks_written += 1;
+        } else {
+            outcome.chunks_found += 1;
+        }
+        since_progress += 1;
+        // `buffered` yields in chunk order, so every chunk up to this one exists.
+        let done = (((chunk + 1) * RECIPIENTS_PER_CHUNK) as u32).min(total);
+        if done < total && since_progress >= PROGRESS_EVERY_CHUNKS {
+            since_progress = 0;
+            save_progress(app, scope, order_id, done, false).await?;
+        }
+    }
+    drop(writes);
+    save_progress(app, scope, order_id, total, true).await?;
+    Ok(outcome)
+}
+
+fn expiry(days: u32) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days));
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn unit_for(order: &Order, number: u32, recipient: &Recipient, expires_at: &str, now: &str) -> FulfillmentUnit {
+    FulfillmentUnit {
+        id: FulfillmentUnit::unit_id(&order.id, number),
+        order_id: order.id.clone(),
+        number,
+        storefront_id: order.storefront_id.clone(),
+        code: RedemptionCode::generate().as_str().to_owned(),
+        recipient_name: recipient.name.clone(),
+        recipient_email: recipient.email.clone(),
+        gift_message: recipient.gift_message.clone(),
+        sender_name: order.sender_name.clone(),
+        address: recipient.address.clone(),
+        shipping_method_id: recipient.shipping_method_id.clone(),
+        lines: order
+            .lines
+            .iter()
+            .map(|l| UnitLine {
+                product_id: l.product_id.clone(),
+                variant_id: l.variant_id.clone(),
+                quantity: l.quantity,
+                paid_unit_minor: l.unit_price_minor,
+            })
+            .collect(),
+        // A buyer who gave the address settled the gift; otherwise the recipient will.
+        status: if recipient.address.is_some() { UnitStatus::Ready } else { UnitStatus::AwaitingAddress },
+        gift: GiftState::Created,
+        currency: order.currency.clone(),
+        expires_at: expires_at.to_owned(),
+        remind_after_days: order.remind_after_days,
+        thank_you_note: None,
+        carrier: None,
+        tracking_number: None,
+        created_at: now.to_owned(),
+        updated_at: now.to_owned(),
+    }
+}
+
+/// Writes chunk `chunk` in one transaction. Returns `(chunk, true)` when this call wrote it,
+/// `(chunk, false)` when it already existed.
+async fn write_chunk(
+    repo: &OrderRepo<'_>,
+    order: &Order,
+    chunk: usize,
+    recipients: &[Recipient],
+    expires_at: &str,
+) -> Result<(usize, bool), JobError> {
+    let now = now_rfc3339();
+    let first_number = (chunk * RECIPIENTS_PER_CHUNK) as u32 + 1;
+    for _ in 0..CODE_DRAWS {
+        let mut items = Vec::with_capacity(recipients.len() * 2);
+        for (i, recipient) in recipients.iter().enumerate() {
+            let unit = unit_for(order, first_number + i as u32, recipient, expires_at, &now);
+            items.extend(repo.create_unit(&unit)?);
+        }
+        match repo.table().transact(items).await {
+            Ok(()) => return Ok((chunk, true)),
+            // Units are the even items: one of them taken means the whole chunk was written.
+            Err(StoreError::TransactionConditionFailed { failed }) if failed.iter().any(|i| i % 2 == 0) => {
+                return Ok((chunk, false));
+            }
+            Err(StoreError::TransactionConditionFailed { failed }) => {
+                tracing::warn!(chunk, collisions = failed.len(), "redemption code collision; drawing new codes");
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(JobError::Retryable(format!("chunk {chunk}: codes collided {CODE_DRAWS} times")))
+}
+
+/// Raises the order's progress to `done` units (never lowers it); with `finished`, marks it
+/// split. Retries when another writer (a second worker, a webhook) changed the order.
+async fn save_progress(
+    app: &App,
+    scope: &TenantScope,
+    order_id: &str,
+    done: u32,
+    finished: bool,
+) -> Result<(), JobError> {
+    let repo = OrderRepo::new(&app.table, scope);
+    for _ in 0..8 {
+        let Some(Versioned { value: mut order, version }) = repo.order(order_id).await? else {
+            return Err(JobError::Permanent(format!("order {order_id} disappeared")));
+        };
+        if order.status == OrderStatus::Split || (!finished && order.split.units_created >= done) {
+            return Ok(());
+        }
+        let now = now_rfc3339();
+        order.split.units_created = order.split.units_created.max(done);
+        order.updated_at = now.clone();
+        let mut writes = Vec::with_capacity(2);
+        if finished {
+            order.status = OrderStatus::Split;
+            order.split.completed_at = Some(now);
+            let audit = AuditEntry::by(
+                &format!("job:{}", OrderSplit::TYPE),
+                "system",
+                "order.split",
+                format!("orders/{order_id}"),
+            )
+            .versions(Some(version), Some(version + 1))
+            .summary(format!("{done} fulfillment units created"));
+            writes.push(AuditLog::new(&app.table, scope).transact_put(&audit)?);
+        }
+        writes.push(repo.save_order(&order, version)?);
+        match app.table.transact(writes).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::TransactionConditionFailed { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(JobError::Retryable(format!("order {order_id} kept changing while the split saved its progress")))
+}

@@ -1,0 +1,557 @@
+//! Order use cases: checkout (totals, stock, the Stripe PaymentIntent) and the reads.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::dto::{CheckoutItem, CheckoutRequest, CheckoutResponse, OrderList, UnitList};
+use super::model::{
+    MAX_LINES, MAX_ORDER_TOTAL, MAX_QUANTITY, MAX_RECIPIENTS, Order, OrderLine, OrderStatus, Recipient, SplitProgress,
+    bundle_minor, bundle_weight_grams, check_recipient, totals,
+};
+use super::repo::OrderRepo;
+use crate::app::App;
+use crate::audit::model::AuditEntry;
+use crate::audit::repo::AuditLog;
+use crate::catalog::model::{InventoryPolicy, variant_labels};
+use crate::catalog::repo::CatalogRepo;
+use crate::error::{ApiError, FieldError};
+use crate::integrations::stripe::{NewPaymentIntent, StripeClient, StripeError};
+use crate::store::Cursor;
+use crate::storefronts::model::{StorefrontStatus, is_visible, storefront_price};
+use crate::storefronts::repo::StorefrontRepo;
+use crate::tenancy::{Role, TenantScope};
+use crate::vendors::model::{ShippingRules, StripeCredentials, StripeSettings};
+use crate::vendors::repo::VendorRepo;
+use crate::vendors::service::now_rfc3339;
+
+const DEFAULT_EXPIRY_DAYS: u32 = 30;
+const DEFAULT_REMINDER_DAYS: u32 = 7;
+
+/// The columns of a recipients CSV, in order.
+pub const RECIPIENT_CSV_HEADER: [&str; 10] = [
+    "name",
+    "email",
+    "shipping_method_id",
+    "gift_message",
+    "line1",
+    "line2",
+    "city",
+    "postal_code",
+    "region",
+    "country",
+];
+
+pub async fn checkout(
+    app: &App,
+    scope: &TenantScope,
+    storefront_id: &str,
+    req: CheckoutRequest,
+) -> Result<CheckoutResponse, ApiError> {
+    let recipients = recipients_of(&req)?;
+    let (expires_after_days, remind_after_days) = check_request(&req, &recipients)?;
+
+    let storefront = StorefrontRepo::new(&app.table, scope)
+        .storefront(storefront_id)
+        .await?
+        .filter(|s| s.value.status == StorefrontStatus::Active)
+        .ok_or_else(|| ApiError::NotFound(format!("storefront {storefront_id} not found")))?
+        .value;
+    let lines = price_lines(app, scope, &storefront.id, &storefront.currency, &req.items, recipients.len()).await?;
+
+    let vendor = VendorRepo::new(&app.table, scope);
+    let rules = vendor
+        .config::<ShippingRules>()
+        .await?
+        .ok_or_else(|| ApiError::Conflict("the vendor has no shipping rules yet, so nothing can be shipped".into()))?
+        .value;
+    let shipping = shipping_amounts(&rules, &storefront.currency, &lines, &recipients)?;
+    let totals = totals(&lines, &shipping, rules.tax_rate_basis_points);
+    if totals.total_minor > MAX_ORDER_TOTAL {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "",
+            "the order total is larger than one payment takes",
+        )]));
+    }
+
+    let stripe = stripe_client(app, scope).await?;
+    let order_id = crate::store::ids::new_id();
+    let metadata = BTreeMap::from([
+        ("bestow_vendor".to_owned(), scope.vendor_id().to_string()),
+        ("bestow_order".to_owned(), order_id.clone()),
+    ]);
+    let description = format!("Gift order {order_id} for {} recipients", recipients.len());
+    let intent = stripe
+        .create_payment_intent(
+            &NewPaymentIntent {
+                amount_minor: totals.total_minor,
+                currency: &storefront.currency,
+                description: &description,
+                metadata: &metadata,
+            },
+            // Derived from the order: a retried call returns the same PaymentIntent.
+            &format!("bestow-order-{}-{order_id}", scope.vendor_id()),
+        )
+        .await
+        .map_err(stripe_failure)?;
+    let client_secret = intent
+        .client_secret
+        .ok_or_else(|| ApiError::Upstream("Stripe returned a PaymentIntent without a client secret".into()))?;
+
+    let now = now_rfc3339();
+    let order = Order {
+        id: order_id.clone(),
+        storefront_id: storefront.id.clone(),
+        buyer_id: scope.actor().user_id.clone(),
+        buyer_email: req.buyer_email.clone(),
+        sender_name: req.sender_name.trim().to_owned(),
+        status: OrderStatus::AwaitingPayment,
+        currency: storefront.currency.clone(),
+        lines,
+        recipient_count: recipients.len() as u32,
+        totals,
+        tax_rate_basis_points: rules.tax_rate_basis_points,
+        payment_intent_id: intent.id,
+        split: SplitProgress::default(),
+        refunded_minor: 0,
+        expires_after_days,
+        remind_after_days,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let repo = OrderRepo::new(&app.table, scope);
+    // Recipients first: invisible until the order that names them exists.
+    repo.put_recipients(&order.id, &recipients).await?;
+    let mut writes = repo.create_order(&order)?;
+    let summary = format!("{} recipients, {} {}", order.recipient_count, order.totals.total_minor, order.currency);
+    let audit = AuditEntry::new(scope, "order.created", format!("orders/{}", order.id)).versions(None, Some(1));
+    writes.push(AuditLog::new(&app.table, scope).transact_put(&audit.summary(summary))?);
+    app.table.transact(writes).await?;
+    Ok(CheckoutResponse { order: order.into(), client_secret })
+}
+
+/// The vendor's Stripe client: its secret key from Secrets Manager (through the cache).
+pub async fn stripe_client(app: &App, scope: &TenantScope) -> Result<StripeClient, ApiError> {
+    let (_, credentials) = stripe_credentials(app, scope).await?;
+    Ok(StripeClient::new(app.http(), &app.config.stripe_api_base, credentials.secret_key))
+}
+
+pub async fn stripe_credentials(
+    app: &App,
+    scope: &TenantScope,
+) -> Result<(StripeSettings, StripeCredentials), ApiError> {
+    let not_connected = || ApiError::Conflict("the vendor has not connected a Stripe account".into());
+    let settings =
+        VendorRepo::new(&app.table, scope).config::<StripeSettings>().await?.ok_or_else(not_connected)?.value;
+    let at = settings.secrets.as_ref().ok_or_else(not_connected)?;
+    let credentials = app.secrets.get::<StripeCredentials>(scope, at).await.map_err(ApiError::internal)?;
+    Ok((settings, credentials))
+}
+
+pub fn stripe_failure(err: StripeError) -> ApiError {
+    match err {
+        StripeError::Rejected { message, .. } => ApiError::Upstream(format!("Stripe refused the payment: {message}")),
+        StripeError::Unauthorized => {
+            ApiError::Upstream("the vendor's Stripe key was refused; the vendor must renew it".into())
+        }
+        StripeError::Unavailable(why) => {
+            tracing::warn!(error = %why, "stripe unavailable");
+            ApiError::Upstream("Stripe is not answering; try again in a minute".into())
+        }
+    }
+}
+
+fn recipients_of(req: &CheckoutRequest) -> Result<Vec<Recipient>, ApiError> {
+    match (&req.recipients, &req.recipients_csv) {
+        (Some(list), None) => Ok(list.clone()),
+        (None, Some(csv)) => parse_recipients_csv(csv),
+        _ => Err(ApiError::validation(vec![FieldError::new(
+            "/recipients",
+            "give either recipients or recipients_csv, not both",
+        )])),
+    }
+}
+
+/// Reads a recipients CSV (RFC 4180, the header row first); every bad row is reported by its
+/// line number, and one bad row refuses the whole order.
+pub fn parse_recipients_csv(text: &str) -> Result<Vec<Recipient>, ApiError> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
+    let header_ok =
+        reader.headers().map(|h| h.iter().map(str::trim).eq(RECIPIENT_CSV_HEADER.iter().copied())).unwrap_or(false);
+    if !header_ok {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "/recipients_csv/line/1",
+            format!("the header must be {}", RECIPIENT_CSV_HEADER.join(",")),
+        )]));
+    }
+    let mut recipients = Vec::new();
+    let mut errors = Vec::new();
+    for row in reader.records() {
+        let row = match row {
+            Ok(row) => row,
+            Err(err) => {
+                let line = err.position().map_or(0, |p| p.line());
+                errors.push(FieldError::new(format!("/recipients_csv/line/{line}"), err.to_string()));
+                continue;
+            }
+        };
+        let line = row.position().map_or(0, |p| p.line());
+        let field = |i: usize| row.get(i).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let address_given = (4..10).any(|i| field(i).is_some());
+        let recipient = Recipient {
+            name: field(0).unwrap_or_default(),
+            email: field(1).unwrap_or_default(),
+            shipping_method_id: field(2).unwrap_or_default(),
+            gift_message: field(3),
+            address: address_given.then(|| super::model::Address {
+                line1: field(4).unwrap_or_default(),
+                line2: field(5),
+                city: field(6).unwrap_or_default(),
+                postal_code: field(7).unwrap_or_default(),
+                region: field(8),
+                country: field(9).unwrap_or_default(),
+            }),
+        };
+        check_recipient(&recipient, &format!("/recipients_csv/line/{line}"), &mut errors);
+        recipients.push(recipient);
+    }
+    ApiError::reject_if_any(errors)?;
+    Ok(recipients)
+}
+
+/// The request's own shape: counts, quantities, recipients. Returns (expiry, reminder) days.
+fn check_request(req: &CheckoutRequest, recipients: &[Recipient]) -> Result<(u32, u32), ApiError> {
+    let mut errors = Vec::new();
+    if req.items.is_empty() || req.items.len() > MAX_LINES {
+        errors.push(FieldError::new("/items", format!("a bundle has 1 to {MAX_LINES} items")));
+    }
+    for (i, item) in req.items.iter().enumerate() {
+        if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+            errors.push(FieldError::new(format!("/items/{i}/quantity"), format!("is 1 to {MAX_QUANTITY}")));
+        }
+        if req.items[..i].iter().any(|other| other.variant_id == item.variant_id) {
+            errors.push(FieldError::new(format!("/items/{i}/variant_id"), "is already in the bundle"));
+        }
+    }
+    crate::vendors::model::check_name(&req.sender_name, "/sender_name", &mut errors);
+    if let Some(email) = &req.buyer_email {
+        crate::vendors::model::check_email(email, "/buyer_email", &mut errors);
+    }
+    if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
+        errors.push(FieldError::new("/recipients", format!("an order has 1 to {MAX_RECIPIENTS} recipients")));
+    }
+    if req.recipients.is_some() {
+        for (i, r) in recipients.iter().enumerate() {
+            check_recipient(r, &format!("/recipients/{i}"), &mut errors);
+        }
+    }
+    let expiry = req.expires_after_days.unwrap_or(DEFAULT_EXPIRY_DAYS);
+    let reminder = req.remind_after_days.unwrap_or(DEFAULT_REMINDER_DAYS.min(expiry.saturating_sub(1).max(1)));
+    if !(1..=365).contains(&expiry) {
+        errors.push(FieldError::new("/expires_after_days", "is 1 to 365"));
+    }
+    if reminder == 0 || reminder >= expiry {
+        errors.push(FieldError::new("/remind_after_days", "is at least 1 and before the expiry"));
+    }
+    ApiError::reject_if_any(errors)?;
+    Ok((expiry, reminder))
+}
+
+/// Prices the bundle as the storefront shows it, and checks that every variant is listed,
+/// visible, active and in stock for every recipient.
+async fn price_lines(
+    app: &App,
+    scope: &TenantScope,
+    storefront_id: &str,
+    currency: &str,
+    items: &[CheckoutItem],
+    recipients: usize,
+) -> Result<Vec<OrderLine>, ApiError> {
+    let storefronts = StorefrontRepo::new(&app.table, scope);
+    let catalog = CatalogRepo::new(&app.table, scope);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    let mut products: HashMap<String, Option<_>> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let unavailable = |why: &str| FieldError::new(format!("/items/{i}"), why.to_owned());
+        let listing = storefronts.listing(storefront_id, &item.product_id).await?;
+        let Some(listing) = listing.filter(|l| l.value.is_listed() && l.value.is_available_at(now)) else {
+            errors.push(unavailable("this product is not on the storefront"));
+            continue;
+        };
+        if !products.contains_key(&item.product_id) {
+            products.insert(item.product_id.clone(), catalog.product_with_variants(&item.product_id).await?);
+        }
+        let Some(Some((product, variants))) = products.get(&item.product_id) else {
+            errors.push(unavailable("this product is not on the storefront"));
+            continue;
+        };
+        let o = &listing.value.overrides;
+        let Some(variant) = variants.iter().map(|v| &v.value).find(|v| v.id == item.variant_id && is_visible(v, o))
+        else {
+            errors.push(unavailable("this variant is not on the storefront"));
+            continue;
+        };
+        if variant.currency != currency {
+            errors.push(unavailable("this variant is priced in another currency than the storefront"));
+            continue;
+        }
+        let needed = i64::from(item.quantity) * recipients as i64;
+        if variant.inventory_policy == InventoryPolicy::Deny && variant.stock_quantity < needed {
+            errors.push(unavailable(&format!(
+                "only {} in stock; the order needs {needed}",
+                variant.stock_quantity.max(0)
+            )));
+            continue;
+        }
+        let price = storefront_price(variant, o);
+        let swap_variant_ids = variants
+            .iter()
+            .map(|v| &v.value)
+            .filter(|v| v.id != variant.id && is_visible(v, o) && storefront_price(v, o) <= price)
+            .map(|v| v.id.clone())
+            .collect();
+        let labels = variant_labels(&product.value.options, variant);
+        lines.push(OrderLine {
+            product_id: product.value.id.clone(),
+            variant_id: variant.id.clone(),
+            title: o.title.clone().unwrap_or_else(|| product.value.title.clone()),
+            variant_title: labels.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(" / "),
+            sku: variant.sku.clone(),
+            quantity: item.quantity,
+            unit_price_minor: price,
+            weight_grams: i64::from(variant.weight_grams.unwrap_or(0)),
+            swap_variant_ids,
+        });
+    }
+    ApiError::reject_if_any(errors)?;
+    Ok(lines)
+}
+
+/// Each recipient's shipping: the method's price to their country, or, when the recipient
+/// chooses the address, to the method's zone (whose countries the address must then be in).
+fn shipping_amounts(
+    rules: &ShippingRules,
+    currency: &str,
+    lines: &[OrderLine],
+    recipients: &[Recipient],
+) -> Result<Vec<i64>, ApiError> {
+    if rules.currency != currency {
+        return Err(ApiError::Conflict(format!(
+            "the vendor's shipping rates are in {}, the storefront sells in {currency}",
+            rules.currency
+        )));
+    }
+    let weight = bundle_weight_grams(lines);
+    let value = bundle_minor(lines);
+    let mut amounts = Vec::with_capacity(recipients.len());
+    let mut errors = Vec::new();
+    for (i, r) in recipients.iter().enumerate() {
+        let pointer = format!("/recipients/{i}/shipping_method_id");
+        let Some(method) = rules.methods.iter().find(|m| m.id == r.shipping_method_id) else {
+            errors.push(FieldError::new(pointer, "is not one of the vendor's shipping methods"));
+            continue;
+        };
+        let country = match &r.address {
+            Some(address) => Some(address.country.clone()),
+            None => rules.zones.iter().find(|z| z.id == method.zone_id).and_then(|z| z.countries.first().cloned()),
+        };
+        let quote = country.and_then(|c| rules.quote(&c, weight, value).into_iter().find(|q| q.method_id == method.id));
+        match quote {
+            Some(q) => amounts.push(q.amount_minor),
+            None => errors.push(FieldError::new(pointer, "this method does not ship this parcel to this address")),
+        }
+        // Keep the answer readable for a 10,000-row mistake.
+        if errors.len() >= 100 {
+            break;
+        }
+    }
+    ApiError::reject_if_any(errors)?;
+    Ok(amounts)
+}
+
+// ---------------------------------------------------------------- reads
+
+/// Buyers see their own orders only; anyone else's is answered as unknown.
+fn visible_to(scope: &TenantScope, order: &Order) -> bool {
+    scope.actor().role != Role::Buyer || order.buyer_id == scope.actor().user_id
+}
+
+pub async fn get_order(
+    app: &App,
+    scope: &TenantScope,
+    order_id: &str,
+) -> Result<crate::store::Versioned<Order>, ApiError> {
+    OrderRepo::new(&app.table, scope)
+        .order(order_id)
+        .await?
+        .filter(|o| visible_to(scope, &o.value))
+        .ok_or_else(|| ApiError::NotFound(format!("order {order_id} not found")))
+}
+
+pub async fn list_orders(
+    app: &App,
+    scope: &TenantScope,
+    limit: i32,
+    cursor: Option<Cursor>,
+) -> Result<OrderList, ApiError> {
+    let (orders, next) = OrderRepo::new(&app.table, scope).orders(limit, cursor.as_ref()).await?;
+    Ok(OrderList {
+        items: orders.into_iter().filter(|o| visible_to(scope, &o.value)).map(|o| o.value.into()).collect(),
+        next_cursor: next.map(|c| c.encode()),
+    })
+}
+
+pub async fn list_units(
+    app: &App,
+    scope: &TenantScope,
+    order_id: &str,
+    limit: i32,
+    cursor: Option<Cursor>,
+) -> Result<UnitList, ApiError> {
+    get_order(app, scope, order_id).await?;
+    let (units, next) = OrderRepo::new(&app.table, scope).units(order_id, limit, cursor.as_ref()).await?;
+    Ok(UnitList { items: units.into_iter().map(|u| u.value.into()).collect(), next_cursor: next.map(|c| c.encode()) })
+}
+
+// ---------------------------------------------------------------- Stripe webhooks
+
+/// The part of a Stripe event Bestow reads.
+#[derive(serde::Deserialize)]
+struct StripeEvent {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    data: StripeEventData,
+}
+
+#[derive(serde::Deserialize)]
+struct StripeEventData {
+    object: serde_json::Value,
+}
+
+/// What a webhook delivery did.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookOutcome {
+    pub event_id: String,
+    /// `applied`, or why the event was recorded without effect.
+    pub outcome: String,
+    /// The event had been received before: nothing was done again.
+    pub duplicate: bool,
+}
+
+/// Checks a Stripe webhook's signature with the vendor's own signing secret before anything
+/// is parsed, then applies the event once.
+pub async fn stripe_webhook(
+    app: &App,
+    scope: &TenantScope,
+    payload: &[u8],
+    signature: Option<&str>,
+) -> Result<WebhookOutcome, ApiError> {
+    let (_, credentials) = stripe_credentials(app, scope)
+        .await
+        .map_err(|_| ApiError::BadRequest("this endpoint has no Stripe signing secret to check events with".into()))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    crate::integrations::stripe::verify_webhook(payload, signature, credentials.webhook_secret.expose(), now)
+        .map_err(|err| ApiError::BadRequest(format!("the Stripe-Signature check failed: {err}")))?;
+    let event: StripeEvent = serde_json::from_slice(payload)
+        .map_err(|err| ApiError::BadRequest(format!("the event is not a Stripe event: {err}")))?;
+    let payment = match event.event_type.as_str() {
+        "payment_intent.succeeded" => Some(super::model::PaymentEvent::Succeeded),
+        "payment_intent.payment_failed" => Some(super::model::PaymentEvent::Failed),
+        "payment_intent.canceled" => Some(super::model::PaymentEvent::Canceled),
+        _ => None,
+    };
+    match payment {
+        Some(payment) => apply_payment_event(app, scope, &event, payment).await,
+        None => {
+            record_only(app, scope, &event, None, format!("{} is not an event Bestow acts on", event.event_type)).await
+        }
+    }
+}
+
+fn event_record(event: &StripeEvent, order_id: Option<&str>, outcome: &str) -> super::repo::StripeEventRecord {
+    super::repo::StripeEventRecord {
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        order_id: order_id.map(str::to_owned),
+        outcome: outcome.to_owned(),
+        received_at: now_rfc3339(),
+    }
+}
+
+async fn record_only(
+    app: &App,
+    scope: &TenantScope,
+    event: &StripeEvent,
+    order_id: Option<&str>,
+    outcome: String,
+) -> Result<WebhookOutcome, ApiError> {
+    let write = OrderRepo::new(&app.table, scope).record_event(&event_record(event, order_id, &outcome))?;
+    let duplicate = match app.table.transact(vec![write]).await {
+        Ok(()) => false,
+        Err(crate::store::StoreError::TransactionConditionFailed { .. }) => true,
+        Err(other) => return Err(other.into()),
+    };
+    Ok(WebhookOutcome { event_id: event.id.clone(), outcome, duplicate })
+}
+
+/// Moves the order named by the event's PaymentIntent, if the event fits its state, in the
+/// same transaction that records the event (so a redelivery finds the record and does
+/// nothing). A paid order gets its split job, also on a redelivery, since the first delivery
+/// may have failed after its commit and before the job was queued.
+async fn apply_payment_event(
+    app: &App,
+    scope: &TenantScope,
+    event: &StripeEvent,
+    payment: super::model::PaymentEvent,
+) -> Result<WebhookOutcome, ApiError> {
+    use super::model::{Transition, transition};
+    let repo = OrderRepo::new(&app.table, scope);
+    let intent_id = event.data.object.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+    let Some(order_id) = repo.order_of_payment_intent(intent_id).await? else {
+        return record_only(app, scope, event, None, format!("no order has PaymentIntent {intent_id}")).await;
+    };
+    for _ in 0..5 {
+        let order =
+            repo.order(&order_id).await?.ok_or_else(|| ApiError::internal("a PaymentIntent names a missing order"))?;
+        let amount = event.data.object.get("amount").and_then(|v| v.as_i64());
+        let transition = match transition(order.value.status, payment) {
+            Transition::To(_) if amount.is_some_and(|a| a != order.value.totals.total_minor) => {
+                Transition::Ignored(format!("the PaymentIntent's amount {amount:?} is not the order's total"))
+            }
+            other => other,
+        };
+        let outcome = match &transition {
+            Transition::To(_) => "applied".to_owned(),
+            Transition::Ignored(why) => why.clone(),
+        };
+        let mut writes = vec![repo.record_event(&event_record(event, Some(&order_id), &outcome))?];
+        let mut next = order.value.clone();
+        if let Transition::To(status) = transition {
+            next.status = status;
+            next.updated_at = now_rfc3339();
+            writes.push(repo.save_order(&next, order.version)?);
+            let audit = AuditEntry::new(scope, &format!("order.{}", status.as_str()), format!("orders/{order_id}"))
+                .versions(Some(order.version), Some(order.version + 1))
+                .summary(format!("Stripe event {} ({})", event.id, event.event_type));
+            writes.push(AuditLog::new(&app.table, scope).transact_put(&audit)?);
+        }
+        let duplicate = match app.table.transact(writes).await {
+            Ok(()) => false,
+            Err(crate::store::StoreError::TransactionConditionFailed { failed }) if failed.contains(&0) => true,
+            // The order changed between the read and the write: read it again.
+            Err(crate::store::StoreError::TransactionConditionFailed { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        };
+        let status = if duplicate { repo.order(&order_id).await?.map(|o| o.value.status) } else { Some(next.status) };
+        if status == Some(OrderStatus::Paid) {
+            app.jobs
+                .enqueue(scope, &super::jobs::OrderSplit { order_id: order_id.clone() })
+                .await
+                .map_err(ApiError::internal)?;
+        }
+        let outcome = if duplicate { "already received".to_owned() } else { outcome };
+        return Ok(WebhookOutcome { event_id: event.id.clone(), outcome, duplicate });
+    }
+    Err(ApiError::Conflict("the order kept changing; Stripe will deliver the event again".into()))
+}
