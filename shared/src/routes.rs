@@ -4,6 +4,7 @@
 use crate::audit::routes as audit;
 use crate::bulk::routes as bulk;
 use crate::catalog::routes as catalog;
+use crate::fulfillment::routes as fulfillment;
 use crate::http::RouteDef;
 use crate::jobs::routes as jobs;
 use crate::notifications::routes as notifications;
@@ -55,6 +56,12 @@ pub const ALL: &[&RouteDef] = &[
     &orders::LIST_ORDERS,
     &orders::GET_ORDER,
     &orders::LIST_ORDER_UNITS,
+    &orders::CREATE_REFUND,
+    &fulfillment::GET_GIFT,
+    &fulfillment::ACCEPT_GIFT,
+    &fulfillment::THANK_YOU,
+    &fulfillment::LIST_UNITS,
+    &fulfillment::FULFIL_UNITS,
 ];
 
 /// Webhook endpoints: each a function with its own function URL (no API Gateway route, no

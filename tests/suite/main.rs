@@ -5,6 +5,7 @@ mod bad_input;
 mod bulk;
 mod catalog;
 mod concurrency;
+mod gifts;
 mod idempotency;
 mod jobs;
 mod orders;

@@ -12,6 +12,8 @@ pub struct GiftShop {
     pub vendor: String,
     pub owner: String,
     pub buyer: String,
+    /// A fulfillment-role member of the vendor's staff.
+    pub staff: String,
     pub webhook_secret: String,
     pub storefront: String,
     pub product: String,
@@ -83,7 +85,8 @@ pub async fn gift_shop(stack: &Stack, vendor: &str) -> GiftShop {
         .await
         .assert_status(201);
     let buyer = stack.staff(vendor, "buyer");
-    GiftShop { vendor: vendor.to_owned(), owner, buyer, webhook_secret, storefront, product, variants }
+    let staff = stack.staff(vendor, "fulfillment");
+    GiftShop { vendor: vendor.to_owned(), owner, buyer, staff, webhook_secret, storefront, product, variants }
 }
 
 pub fn recipients(n: usize, vendor: &str) -> Vec<Value> {
@@ -239,7 +242,7 @@ async fn a_gift_order_goes_from_checkout_to_gift_emails_with_qr_codes() {
         assert_eq!(
             unit["lines"],
             json!([{"product_id": shop.product, "variant_id": shop.variants[1], "quantity": 2,
-            "paid_unit_minor": 2500}])
+            "paid_unit_minor": 2500, "allowed_variant_ids": [shop.variants[1], shop.variants[0]]}])
         );
     }
 
@@ -269,10 +272,119 @@ async fn a_gift_order_goes_from_checkout_to_gift_emails_with_qr_codes() {
     })
     .await;
 
+    // The third recipient (no address given) opens the gift, swaps to the cheaper S and
+    // enters an address; a dearer variant and an address outside the zone are refused.
+    let code = units[2]["code"].as_str().unwrap().to_lowercase().replace('-', " ");
+    let gift_path = format!("/gifts/{}", units[2]["code"].as_str().unwrap());
+    let gift = stack.call(Method::GET, &format!("/gifts/{}", code.replace(' ', "%20"))).send().await;
+    gift.assert_status(200);
+    assert_eq!(gift.json["gift"], "opened");
+    assert_eq!(gift.json["sender_name"], "Acme Corp");
+    assert_eq!(gift.json["changeable"], true);
+    let choices: Vec<&str> = gift.json["lines"][0]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["variant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(choices, [shop.variants[1].as_str(), shop.variants[0].as_str()], "M as bought, or the cheaper S");
+    assert!(!gift.text.contains("_minor"), "no prices: {}", gift.text);
+    let berlin = json!({"line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"});
+    let accept = |body: Value| stack.call(Method::PUT, &gift_path).json(&body).send();
+    accept(json!({"variant_ids": [shop.variants[2]], "address": berlin})).await.assert_problem(422);
+    let abroad = json!({"line1": "1 Main St", "city": "Austin", "postal_code": "78701", "country": "US"});
+    accept(json!({"address": abroad})).await.assert_problem(422);
+    accept(json!({"variant_ids": [shop.variants[0]]})).await.assert_problem(422);
+    let accepted = accept(json!({"variant_ids": [shop.variants[0]], "address": berlin})).await;
+    accepted.assert_status(200);
+    assert_eq!((accepted.json["gift"].as_str(), accepted.json["status"].as_str()), (Some("accepted"), Some("ready")));
+    assert_eq!(accepted.json["lines"][0]["variant_id"], shop.variants[0].as_str());
+    stack
+        .call(Method::POST, &format!("{gift_path}/thank-you"))
+        .json(&json!({"note": "Thank you, Acme!"}))
+        .send()
+        .await
+        .assert_status(200);
+
+    // Staff work the queue: all three are ready; pack two, ship the third (emailed).
+    let queue = stack.call(Method::GET, "/vendors/flow/units?status=ready").token(&shop.staff).send().await;
+    assert_eq!(queue.json["items"].as_array().unwrap().len(), 3, "{}", queue.text);
+    let fulfil =
+        |body: Value| stack.call(Method::POST, "/vendors/flow/units/fulfil").token(&shop.staff).json(&body).send();
+    let unit_id = |i: usize| units[i]["id"].as_str().unwrap().to_owned();
+    fulfil(json!({"action": "pack", "units": [{"unit_id": unit_id(0)}, {"unit_id": unit_id(1)}]}))
+        .await
+        .assert_status(200);
+    fulfil(json!({"action": "ship", "units": [{"unit_id": unit_id(2)}]})).await.assert_problem(422);
+    let shipped = fulfil(json!({"action": "ship", "units": [{"unit_id": unit_id(2), "carrier": "DHL",
+        "tracking_number": "00340434161234567890"}]}))
+    .await;
+    shipped.assert_status(200);
+    assert_eq!(shipped.json["units"][0]["status"], "shipped");
+    let mail = eventually(60, "the shipment email", async || {
+        mail_for("r2@flow.example").into_iter().find(|m| m["data"].as_str().unwrap().contains("00340434161234567890"))
+    })
+    .await;
+    assert!(mail["data"].as_str().unwrap().contains("DHL"));
+    let shipped_view = stack.call(Method::GET, &gift_path).send().await;
+    assert_eq!(
+        (shipped_view.json["status"].as_str(), shipped_view.json["changeable"].as_bool()),
+        (Some("shipped"), Some(false))
+    );
+    accept(json!({"address": berlin})).await.assert_problem(409);
+
+    // The buyer sees the thank-you note; a packed unit is refunded through Stripe.
+    let seen = stack.call(Method::GET, &format!("/vendors/flow/orders/{id}/units")).token(&shop.buyer).send().await;
+    assert_eq!(seen.json["items"][2]["thank_you_note"], "Thank you, Acme!");
+    let refund = stack
+        .call(Method::POST, &format!("/vendors/flow/orders/{id}/refunds"))
+        .token(&shop.owner)
+        .json(&json!({"unit_numbers": [1], "reason": "left the company"}))
+        .send()
+        .await;
+    refund.assert_status(201);
+    let unit_amount = units[0]["amount_minor"].as_i64().unwrap();
+    assert_eq!(
+        (refund.json["status"].as_str(), refund.json["amount_minor"].as_i64()),
+        (Some("succeeded"), Some(unit_amount))
+    );
+    let in_stripe = stack.stripe.refunds();
+    assert_eq!(in_stripe.len(), 1);
+    assert_eq!(
+        (in_stripe[0]["amount"].as_i64(), in_stripe[0]["payment_intent"].as_str()),
+        (Some(unit_amount), Some(pi.as_str()))
+    );
+    let after = shop.order(&stack, &id).await;
+    assert_eq!(after["refunded_minor"], unit_amount);
+    let all_units =
+        stack.call(Method::GET, &format!("/vendors/flow/orders/{id}/units")).token(&shop.owner).send().await;
+    assert_eq!(all_units.json["items"][0]["status"], "cancelled");
+    assert_eq!(all_units.json["items"][0]["gift"], "cancelled");
+    // The shipped unit cannot be refunded here, nor the cancelled one again.
+    let again = stack
+        .call(Method::POST, &format!("/vendors/flow/orders/{id}/refunds"))
+        .token(&shop.owner)
+        .json(&json!({"unit_numbers": [1, 3]}))
+        .send()
+        .await;
+    again.assert_problem(422);
+    assert_eq!(again.json["errors"].as_array().unwrap().len(), 2, "{}", again.text);
+
     let audit = stack.call(Method::GET, "/vendors/flow/audit?limit=100").token(&shop.owner).send().await;
     let actions: Vec<&str> =
         audit.json["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
-    for action in ["order.created", "order.paid", "order.split"] {
+    for action in [
+        "order.created",
+        "order.paid",
+        "order.split",
+        "unit.opened",
+        "unit.accepted",
+        "unit.thanked",
+        "units.packed",
+        "units.shipped",
+        "refund.requested",
+        "refund.succeeded",
+    ] {
         assert!(actions.contains(&action), "{action} is audited: {actions:?}");
     }
     assert!(stack.key_violations().await.is_empty());

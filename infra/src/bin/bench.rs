@@ -6,6 +6,10 @@
 //!                           the ideal ⌈2048/25⌉ batch writes, time), and the DynamoDB calls of
 //!                           a public catalogue page and product page
 //!
+//!   bestow-bench orders [N] a checkout of N recipients (default 10,000), its payment and its
+//!                           split: DynamoDB calls against the ideal ⌈2N/100⌉ transactions,
+//!                           time, and every code checked unique and claimed
+//!
 //! Needs the emulator and the SMTP sink (`infra/bestow bench jobs` starts both).
 
 use std::time::Instant;
@@ -24,6 +28,8 @@ use serde_json::json;
 /// `bench` created through the API.
 struct Bench {
     stack: LocalStack,
+    /// The local Stripe the stack's functions call.
+    stripe: bestow_infra::fakes::stripe::StripeFake,
     counter: CallCounter,
     gateway: Gateway,
     keys: DevKeys,
@@ -34,13 +40,14 @@ impl Bench {
     async fn start() -> Result<Self, InfraError> {
         let counter = CallCounter::default();
         let prefix = format!("bestow-bench-{}", &bestow::store::ids::new_id()[16..]);
+        let stripe = bestow_infra::fakes::stripe::StripeFake::start().await?;
         let stack = LocalStack::provision(StackOptions {
             prefix,
             stage: "bench".into(),
             secrets_prefix: None,
             visibility_override: Some(30),
             counter: Some(counter.clone()),
-            stripe_api_base: None,
+            stripe_api_base: Some(stripe.base_url().to_owned()),
         })
         .await?;
         let keys = DevKeys::random();
@@ -48,7 +55,7 @@ impl Bench {
         let admin = keys.issue(&DevUser { sub: "bench", group: "platform_admin", vendor_id: None }, 600);
         let vendor = json!({"id": "bench", "name": "Bench", "contact_email": "b@bench.example", "country": "DE", "currency": "EUR"});
         call(&gateway, &admin, Method::POST, "/vendors", Some(vendor), None).await?;
-        Ok(Self { stack, counter, gateway, keys, admin })
+        Ok(Self { stack, stripe, counter, gateway, keys, admin })
     }
 }
 
@@ -65,7 +72,7 @@ async fn jobs(n: usize) -> Result<(), InfraError> {
         .ok_or_else(|| InfraError::Other("BESTOW_BENCH_SMTP_PORT is not set: run infra/bestow bench jobs".into()))?;
     let maildir = std::env::var("BESTOW_BENCH_MAILDIR")
         .map_err(|_| InfraError::Other("BESTOW_BENCH_MAILDIR is not set".into()))?;
-    let Bench { stack, counter, gateway, keys: _, admin } = Bench::start().await?;
+    let Bench { stack, counter, gateway, keys: _, admin, .. } = Bench::start().await?;
     // The vendor's SMTP settings, through the API.
     let smtp = json!({"host": "127.0.0.1", "port": smtp_port, "username": "bench", "password": "pw", "from_email": "b@bench.example", "from_name": "Bench", "security": "none"});
     let (status, _, body) = call(&gateway, &admin, Method::PUT, "/vendors/bench/smtp", Some(smtp), None).await?;
@@ -177,7 +184,7 @@ fn dynamo_calls(counter: &CallCounter) -> (u64, Vec<(String, u64)>) {
 }
 
 async fn catalog() -> Result<(), InfraError> {
-    let Bench { stack, counter, gateway, keys, admin: _ } = Bench::start().await?;
+    let Bench { stack, counter, gateway, keys, .. } = Bench::start().await?;
     let owner = keys.issue(&DevUser { sub: "bench-owner", group: "owner", vendor_id: Some("bench") }, 600);
     let expect = |what: &str, status: u16, want: u16, body: &serde_json::Value| {
         if status == want { Ok(()) } else { Err(InfraError::Other(format!("{what}: {status} {body}"))) }
@@ -333,6 +340,174 @@ async fn catalog() -> Result<(), InfraError> {
     Ok(())
 }
 
+/// Calls of one operation (`TransactWriteItems`) in a counter snapshot.
+fn calls(counter: &CallCounter, operation: &str) -> u64 {
+    counter.snapshot().get(&format!("DynamoDB_20120810.{operation}")).copied().unwrap_or(0)
+}
+
+async fn orders(n: usize) -> Result<(), InfraError> {
+    let Bench { stack, stripe, counter, gateway, keys, .. } = Bench::start().await?;
+    let owner = keys.issue(&DevUser { sub: "bench-owner", group: "owner", vendor_id: Some("bench") }, 600);
+    let buyer = keys.issue(&DevUser { sub: "bench-buyer", group: "buyer", vendor_id: Some("bench") }, 600);
+    let step = |what: &'static str, want: u16| {
+        move |(status, _, body): (u16, http::HeaderMap, serde_json::Value)| {
+            if status == want { Ok(body) } else { Err(InfraError::Other(format!("{what}: {status} {body}"))) }
+        }
+    };
+    let secret = "whsec_bench0123456789";
+    call(
+        &gateway,
+        &owner,
+        Method::PUT,
+        "/vendors/bench/shipping",
+        Some(bestow_infra::seed::demo_shipping_rules()),
+        None,
+    )
+    .await
+    .and_then(step("shipping", 200))?;
+    let stripe_settings =
+        json!({"publishable_key": "pk_test_bench0123", "secret_key": "sk_test_bench0123", "webhook_secret": secret});
+    call(&gateway, &owner, Method::PUT, "/vendors/bench/stripe", Some(stripe_settings), None)
+        .await
+        .and_then(step("stripe", 200))?;
+    let product = json!({"title": "Bench Box", "status": "active", "variant_defaults": {"price_minor": 2500, "weight_grams": 400, "inventory_policy": "continue"}});
+    let product = call(&gateway, &owner, Method::POST, "/vendors/bench/products", Some(product), None)
+        .await
+        .and_then(step("product", 201))?;
+    let product_id = product["id"].as_str().unwrap_or_default().to_owned();
+    let variants =
+        call(&gateway, &owner, Method::GET, &format!("/vendors/bench/products/{product_id}/variants"), None, None)
+            .await
+            .and_then(step("variants", 200))?;
+    let variant_id = variants["items"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let storefront = call(
+        &gateway,
+        &owner,
+        Method::POST,
+        "/vendors/bench/storefronts",
+        Some(json!({"name": "Bench", "slug": "bench-gifts"})),
+        None,
+    )
+    .await
+    .and_then(step("storefront", 201))?;
+    let storefront_id = storefront["id"].as_str().unwrap_or_default().to_owned();
+    call(
+        &gateway,
+        &owner,
+        Method::PUT,
+        &format!("/vendors/bench/storefronts/{storefront_id}/products/{product_id}"),
+        Some(json!({})),
+        None,
+    )
+    .await
+    .and_then(step("listing", 201))?;
+
+    let recipients: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let mut r = json!({"name": format!("Recipient {i}"), "email": format!("r{i}@bench.example"), "shipping_method_id": "eu-standard", "gift_message": "Thank you for a great year!"});
+            if i % 2 == 0 {
+                r["address"] = json!({"line1": format!("Street {i}"), "city": "Berlin", "postal_code": "10115", "country": "DE"});
+            }
+            r
+        })
+        .collect();
+    let body = json!({"items": [{"product_id": product_id, "variant_id": variant_id, "quantity": 1}], "sender_name": "Bench Corp", "recipients": recipients});
+    counter.reset();
+    let started = Instant::now();
+    let checkout = call(
+        &gateway,
+        &buyer,
+        Method::POST,
+        &format!("/vendors/bench/storefronts/{storefront_id}/orders"),
+        Some(body),
+        None,
+    )
+    .await
+    .and_then(step("checkout", 201))?;
+    let checkout_time = started.elapsed();
+    let checkout_calls = counter.snapshot();
+    let order_id = checkout["order"]["id"].as_str().unwrap_or_default().to_owned();
+    let intent = checkout["order"]["payment_intent_id"].as_str().unwrap_or_default().to_owned();
+
+    // Stripe says paid: the signed webhook moves the order and would queue the split job; the
+    // job's work is run here, in this process, with every AWS call counted.
+    let event =
+        stripe.succeed_payment(&intent).ok_or_else(|| InfraError::Other("no PaymentIntent".into()))?.to_string();
+    let t = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut headers = http::HeaderMap::new();
+    let signature = bestow::integrations::stripe::signature_header(event.as_bytes(), t, secret);
+    headers.insert(
+        "stripe-signature",
+        http::HeaderValue::from_str(&signature).map_err(|e| InfraError::Other(e.to_string()))?,
+    );
+    let paid = gateway.call(&Method::POST, "/webhooks/stripe/bench", &headers, event.into()).await;
+    if paid.status() != 200 {
+        return Err(InfraError::Other(format!("webhook: {}", paid.status())));
+    }
+    let scope =
+        bestow::tenancy::guard::job_scope("bench", "order_split").map_err(|e| InfraError::Other(e.to_string()))?;
+    counter.reset();
+    let started = Instant::now();
+    let outcome = bestow::orders::jobs::split_order(&stack.app, &scope, &order_id)
+        .await
+        .map_err(|e| InfraError::Other(e.to_string()))?;
+    let split_time = started.elapsed();
+    let split_calls = counter.snapshot();
+    let transactions = calls(&counter, "TransactWriteItems");
+    let dynamo_total = counter.total("DynamoDB");
+    counter.reset();
+    let again = bestow::orders::jobs::split_order(&stack.app, &scope, &order_id)
+        .await
+        .map_err(|e| InfraError::Other(e.to_string()))?;
+    let repeat_calls = counter.total("DynamoDB");
+
+    // Every code unique, and each claimed globally for its own unit.
+    let repo = bestow::orders::repo::OrderRepo::new(&stack.app.table, &scope);
+    let mut codes = std::collections::BTreeMap::new();
+    let mut cursor = None;
+    loop {
+        let (units, next) =
+            repo.units(&order_id, 100, cursor.as_ref()).await.map_err(|e| InfraError::Other(e.to_string()))?;
+        for unit in units {
+            codes.insert(unit.value.code.clone(), unit.value.number);
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let claim_keys: Vec<_> = codes.keys().map(|c| bestow::store::keys::redemption_code_key(c)).collect();
+    let claims = stack.app.table.batch_get(&claim_keys).await.map_err(|e| InfraError::Other(e.to_string()))?;
+    let claimed_right = claims
+        .into_iter()
+        .filter_map(|item| bestow::store::decode::<bestow::fulfillment::model::CodeClaim>(item).ok())
+        .filter(|c| c.value.order_id == order_id)
+        .count();
+    if codes.len() != n || claimed_right != n || again.units != n as u32 || !again.already_split {
+        return Err(InfraError::Other(format!(
+            "{} distinct codes, {claimed_right} claimed for the order, for {n} recipients",
+            codes.len()
+        )));
+    }
+
+    let items = 2 * n as u64;
+    let ideal = items.div_ceil(100);
+    println!("orders: a checkout of {n} recipients, its payment and its split, on the local stack");
+    println!("  checkout   {:>8.2?}  DynamoDB calls {checkout_calls:?}", checkout_time);
+    println!(
+        "  split      {:>8.2?}  {} units + {} code claims = {items} items: {transactions} TransactWriteItems (ideal ⌈{items}/100⌉ = {ideal}, ratio {:.3})",
+        split_time,
+        n,
+        n,
+        transactions as f64 / ideal as f64
+    );
+    println!("             all DynamoDB calls of the split: {dynamo_total} {split_calls:?}");
+    println!("             chunks written {}, found written {}", outcome.chunks_written, outcome.chunks_found);
+    println!("  repeated   a second split of the same order: {repeat_calls} DynamoDB call(s), nothing written");
+    println!("  codes      {} distinct of {n}, each claimed once for its own unit", codes.len());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -343,7 +518,12 @@ async fn main() -> std::process::ExitCode {
             _ => Err(InfraError::Other(format!("not a count: {n}"))),
         },
         ["catalog"] => catalog().await,
-        _ => Err(InfraError::Other("usage: bestow-bench jobs [N] | catalog".into())),
+        ["orders"] => orders(10_000).await,
+        ["orders", n] => match n.parse() {
+            Ok(n) if n > 0 && n <= 10_000 => orders(n).await,
+            _ => Err(InfraError::Other(format!("not a count of 1 to 10,000: {n}"))),
+        },
+        _ => Err(InfraError::Other("usage: bestow-bench jobs [N] | catalog | orders [N]".into())),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

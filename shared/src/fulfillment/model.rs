@@ -109,6 +109,9 @@ pub struct UnitLine {
     pub quantity: u32,
     /// What the buyer paid per item: a swap may choose a variant up to this price.
     pub paid_unit_minor: i64,
+    /// The variant the buyer chose and those the recipient may swap to (visible on the
+    /// storefront at checkout, no dearer than the one paid for).
+    pub allowed_variant_ids: Vec<String>,
 }
 
 /// One recipient's share of an order: created by the split, worked by the vendor's staff,
@@ -129,6 +132,10 @@ pub struct FulfillmentUnit {
     pub address: Option<crate::orders::model::Address>,
     pub shipping_method_id: String,
     pub lines: Vec<UnitLine>,
+    /// What the buyer paid for this unit (bundle, shipping, tax share): what refunding it returns.
+    pub amount_minor: i64,
+    /// A refund of this unit asked of Stripe and not yet settled.
+    pub refund_id: Option<String>,
     pub status: UnitStatus,
     pub gift: GiftState,
     pub currency: String,
@@ -152,6 +159,48 @@ impl FulfillmentUnit {
         let (order, number) = unit_id.rsplit_once('-')?;
         let number = number.parse().ok().filter(|n| *n >= 1 && number.len() == 5)?;
         (!order.is_empty()).then_some((order, number))
+    }
+}
+
+/// What staff do to units in the fulfillment queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FulfilAction {
+    Pack,
+    Ship,
+    Deliver,
+}
+
+impl FulfillmentUnit {
+    /// The recipient may still choose the variant and the address.
+    pub fn is_changeable(&self) -> bool {
+        matches!(self.status, UnitStatus::AwaitingAddress | UnitStatus::Ready)
+            && !matches!(self.gift, GiftState::Expired | GiftState::Cancelled)
+    }
+
+    /// The link stops working at expiry unless the recipient already accepted the gift (then
+    /// it shows the shipment).
+    pub fn is_expired_at(&self, now_epoch_s: i64) -> bool {
+        let accepted = !matches!(self.gift, GiftState::Created | GiftState::Notified | GiftState::Opened);
+        let expires = time::OffsetDateTime::parse(&self.expires_at, &time::format_description::well_known::Rfc3339)
+            .map(|t| t.unix_timestamp())
+            .unwrap_or(0);
+        self.gift == GiftState::Expired || (!accepted && expires <= now_epoch_s)
+    }
+
+    /// The unit's next status and gift state under `action`, or why it cannot be done.
+    pub fn fulfil(&self, action: FulfilAction) -> Result<(UnitStatus, GiftState), String> {
+        if self.refund_id.is_some() {
+            return Err("a refund of this unit is in progress".to_owned());
+        }
+        match (action, self.status) {
+            (FulfilAction::Pack, UnitStatus::Ready) => Ok((UnitStatus::Packed, GiftState::Packed)),
+            (FulfilAction::Ship, UnitStatus::Ready | UnitStatus::Packed) => {
+                Ok((UnitStatus::Shipped, GiftState::Shipped))
+            }
+            (FulfilAction::Deliver, UnitStatus::Shipped) => Ok((UnitStatus::Delivered, GiftState::Delivered)),
+            (action, status) => Err(format!("a unit that is {} cannot be marked {action:?}", status.as_str())),
+        }
     }
 }
 

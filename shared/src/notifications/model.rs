@@ -13,6 +13,8 @@ pub enum EmailTemplate {
     SmtpTest,
     /// A recipient's gift link.
     GiftNotification,
+    /// A recipient's gift has shipped: carrier and tracking number.
+    ShipmentNotification,
 }
 
 struct TemplateText {
@@ -33,6 +35,11 @@ impl EmailTemplate {
                 subject: include_str!("../../templates/email/gift_notification.subject.txt"),
                 text: include_str!("../../templates/email/gift_notification.txt"),
                 html: include_str!("../../templates/email/gift_notification.html"),
+            },
+            Self::ShipmentNotification => TemplateText {
+                subject: include_str!("../../templates/email/shipment_notification.subject.txt"),
+                text: include_str!("../../templates/email/shipment_notification.txt"),
+                html: include_str!("../../templates/email/shipment_notification.html"),
             },
         }
     }

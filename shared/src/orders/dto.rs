@@ -105,6 +105,10 @@ pub struct UnitResponse {
     pub address: Option<Address>,
     pub shipping_method_id: String,
     pub lines: Vec<UnitLine>,
+    /// What the buyer paid for this unit: bundle, shipping and its share of the tax.
+    pub amount_minor: i64,
+    /// A refund of the unit in progress at Stripe.
+    pub refund_id: Option<String>,
     /// `XXXX-XXXX-XXXX-XXXX`, as printed on a card.
     pub code: String,
     pub expires_at: String,
@@ -129,6 +133,8 @@ impl From<FulfillmentUnit> for UnitResponse {
             address: u.address,
             shipping_method_id: u.shipping_method_id,
             lines: u.lines,
+            amount_minor: u.amount_minor,
+            refund_id: u.refund_id,
             code,
             expires_at: u.expires_at,
             thank_you_note: u.thank_you_note,
@@ -144,3 +150,19 @@ pub struct UnitList {
     pub items: Vec<UnitResponse>,
     pub next_cursor: Option<String>,
 }
+
+/// Refund some units, or the whole order (at most 97 units per refund). The amount is what the
+/// buyer paid for those units (bundle, shipping, tax share); units already shipped cannot be
+/// refunded here.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    #[serde(default)]
+    pub unit_numbers: Option<Vec<u32>>,
+    #[serde(default)]
+    pub whole_order: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+pub use super::model::Refund as RefundResponse;

@@ -14,7 +14,7 @@ use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::model::{Order, OrderStatus, RECIPIENTS_PER_CHUNK, Recipient};
+use super::model::{Order, OrderStatus, RECIPIENTS_PER_CHUNK, Recipient, bundle_minor, unit_amounts};
 use super::repo::OrderRepo;
 use crate::app::App;
 use crate::audit::model::AuditEntry;
@@ -96,7 +96,7 @@ pub async fn split_order(app: &App, scope: &TenantScope, order_id: &str) -> Resu
             return Err(JobError::Permanent(format!("order {order_id} is {} and cannot be split", other.as_str())));
         }
     }
-    let recipients = repo.recipients(order_id).await?;
+    let (recipients, shipping) = repo.recipients(order_id).await?;
     if recipients.len() != order.value.recipient_count as usize {
         return Err(JobError::Permanent(format!(
             "order {order_id} lists {} recipients but {} are stored",
@@ -104,6 +104,7 @@ pub async fn split_order(app: &App, scope: &TenantScope, order_id: &str) -> Resu
             recipients.len()
         )));
     }
+    let amounts = unit_amounts(bundle_minor(&order.value.lines), &shipping, order.value.totals.tax_minor);
     let first_chunk = order.value.split.units_created as usize / RECIPIENTS_PER_CHUNK;
     let expires_at = expiry(order.value.expires_after_days);
     let total = recipients.len() as u32;
@@ -113,7 +114,7 @@ pub async fn split_order(app: &App, scope: &TenantScope, order_id: &str) -> Resu
         &recipients[chunk * RECIPIENTS_PER_CHUNK..((chunk + 1) * RECIPIENTS_PER_CHUNK).min(recipients.len())]
     };
     let mut writes = stream::iter(first_chunk..chunks)
-        .map(|chunk| write_chunk(&repo, &order.value, chunk, chunk_of(chunk), &expires_at))
+        .map(|chunk| write_chunk(&repo, &order.value, chunk, chunk_of(chunk), &amounts, &expires_at))
         .buffered(CHUNKS_IN_FLIGHT);
     let mut since_progress = 0;
     while let Some(result) = writes.next().await {
@@ -141,7 +142,14 @@ fn expiry(days: u32) -> String {
     at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-fn unit_for(order: &Order, number: u32, recipient: &Recipient, expires_at: &str, now: &str) -> FulfillmentUnit {
+fn unit_for(
+    order: &Order,
+    number: u32,
+    recipient: &Recipient,
+    amount_minor: i64,
+    expires_at: &str,
+    now: &str,
+) -> FulfillmentUnit {
     FulfillmentUnit {
         id: FulfillmentUnit::unit_id(&order.id, number),
         order_id: order.id.clone(),
@@ -162,8 +170,13 @@ fn unit_for(order: &Order, number: u32, recipient: &Recipient, expires_at: &str,
                 variant_id: l.variant_id.clone(),
                 quantity: l.quantity,
                 paid_unit_minor: l.unit_price_minor,
+                allowed_variant_ids: std::iter::once(l.variant_id.clone())
+                    .chain(l.swap_variant_ids.iter().cloned())
+                    .collect(),
             })
             .collect(),
+        amount_minor,
+        refund_id: None,
         // A buyer who gave the address settled the gift; otherwise the recipient will.
         status: if recipient.address.is_some() { UnitStatus::Ready } else { UnitStatus::AwaitingAddress },
         gift: GiftState::Created,
@@ -185,6 +198,7 @@ async fn write_chunk(
     order: &Order,
     chunk: usize,
     recipients: &[Recipient],
+    amounts: &[i64],
     expires_at: &str,
 ) -> Result<(usize, bool), JobError> {
     let now = now_rfc3339();
@@ -192,7 +206,9 @@ async fn write_chunk(
     for _ in 0..CODE_DRAWS {
         let mut items = Vec::with_capacity(recipients.len() * 2);
         for (i, recipient) in recipients.iter().enumerate() {
-            let unit = unit_for(order, first_number + i as u32, recipient, expires_at, &now);
+            let number = first_number + i as u32;
+            let amount = amounts.get(number as usize - 1).copied().unwrap_or_default();
+            let unit = unit_for(order, number, recipient, amount, expires_at, &now);
             items.extend(repo.create_unit(&unit)?);
         }
         match repo.table().transact(items).await {

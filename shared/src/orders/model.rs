@@ -178,6 +178,49 @@ pub struct Order {
     pub updated_at: String,
 }
 
+/// A refund of units of an order: asked of Stripe, settled when Stripe confirms it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Asked of Stripe; the units are held (no packing) until Stripe answers.
+    Pending,
+    /// Stripe refunded it: the units are cancelled and the order's refunded amount counts it.
+    Succeeded,
+    /// Stripe refused or failed it: the units are released as they were.
+    Failed,
+}
+
+/// Refunds settle only from `pending`; Stripe's verdict on a settled refund changes nothing.
+pub fn refund_settlement(stripe_status: &str) -> Option<RefundStatus> {
+    match stripe_status {
+        "succeeded" => Some(RefundStatus::Succeeded),
+        "failed" | "canceled" => Some(RefundStatus::Failed),
+        // pending, requires_action: not yet.
+        _ => None,
+    }
+}
+
+/// At most this many units per refund: one transaction holds them with the refund, the order
+/// and the audit entry.
+pub const MAX_REFUND_UNITS: usize = 97;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Refund {
+    pub id: String,
+    pub order_id: String,
+    pub unit_numbers: Vec<u32>,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: RefundStatus,
+    pub stripe_refund_id: Option<String>,
+    pub reason: Option<String>,
+    /// Why Stripe did not refund, when it did not.
+    pub failure: Option<String>,
+    pub requested_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 /// The tax on `amount` at `basis_points` (1/100 of a percent), rounded half up.
 pub fn tax_minor(amount: i64, basis_points: u32) -> i64 {
     (amount * i64::from(basis_points) + 5_000) / 10_000
@@ -198,6 +241,26 @@ pub fn totals(lines: &[OrderLine], shipping_per_recipient: &[i64], tax_basis_poi
     let shipping_minor: i64 = shipping_per_recipient.iter().sum();
     let tax = tax_minor(items_minor + shipping_minor, tax_basis_points);
     Totals { items_minor, shipping_minor, tax_minor: tax, total_minor: items_minor + shipping_minor + tax }
+}
+
+/// What each recipient's unit cost the buyer: the bundle, the recipient's shipping and a share
+/// of the order's tax proportional to both, apportioned on running totals so the units add up
+/// to the order's total to the minor unit (a refund of every unit refunds the whole order).
+pub fn unit_amounts(bundle: i64, shipping: &[i64], tax_total: i64) -> Vec<i64> {
+    let pretax_sum: i64 = shipping.iter().map(|s| bundle + s).sum();
+    let (mut running, mut taxed) = (0i128, 0i64);
+    shipping
+        .iter()
+        .map(|s| {
+            let pretax = bundle + s;
+            running += i128::from(pretax);
+            let tax_so_far =
+                if pretax_sum == 0 { 0 } else { (i128::from(tax_total) * running / i128::from(pretax_sum)) as i64 };
+            let share = tax_so_far - taxed;
+            taxed = tax_so_far;
+            pretax + share
+        })
+        .collect()
 }
 
 /// An order larger than Stripe (and sanity) takes: 10,000 recipients of a 20-line bundle at the
@@ -232,6 +295,34 @@ mod tests {
         }
         assert!(matches!(transition(Paid, PaymentEvent::Canceled), Transition::Ignored(_)));
         assert!(matches!(transition(PaymentFailed, PaymentEvent::Failed), Transition::Ignored(_)));
+    }
+
+    #[test]
+    fn unit_amounts_add_up_to_the_total_to_the_minor_unit() {
+        let shipping = [495, 0, 990, 495, 1290, 7];
+        let bundle = 3_333;
+        let t = totals(
+            &[OrderLine {
+                product_id: "p".into(),
+                variant_id: "v".into(),
+                title: "t".into(),
+                variant_title: "v".into(),
+                sku: None,
+                quantity: 1,
+                unit_price_minor: bundle,
+                weight_grams: 1,
+                swap_variant_ids: vec![],
+            }],
+            &shipping,
+            1_900,
+        );
+        let amounts = unit_amounts(bundle, &shipping, t.tax_minor);
+        assert_eq!(amounts.iter().sum::<i64>(), t.total_minor);
+        for (amount, ship) in amounts.iter().zip(shipping) {
+            let exact = (bundle + ship) as f64 * 1.19;
+            assert!((*amount as f64 - exact).abs() <= 1.0, "{amount} vs {exact}");
+        }
+        assert_eq!(unit_amounts(0, &[0, 0], 0), vec![0, 0]);
     }
 
     #[test]

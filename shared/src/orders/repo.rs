@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::model::{Order, RECIPIENTS_PER_CHUNK, Recipient};
+use super::model::{Order, RECIPIENTS_PER_CHUNK, Recipient, Refund};
 use crate::fulfillment::model::{CodeClaim, FulfillmentUnit};
 use crate::store::{Condition, Cursor, Item, QueryPage, StoreError, Table, Versioned, attr, decode, encode, keys};
 use crate::tenancy::TenantScope;
@@ -16,12 +16,15 @@ const UNIT_ENTITY: &str = "fulfillment_unit";
 const CODE_ENTITY: &str = "redemption_code";
 const PAYMENT_INTENT_ENTITY: &str = "payment_intent_link";
 const STRIPE_EVENT_ENTITY: &str = "stripe_event";
+const REFUND_ENTITY: &str = "refund";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientChunk {
     pub order_id: String,
     pub chunk: usize,
     pub recipients: Vec<Recipient>,
+    /// Each recipient's shipping as charged (minor units), in the same order.
+    pub shipping_minor: Vec<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +43,12 @@ pub struct StripeEventRecord {
     /// `applied`, or why it was not.
     pub outcome: String,
     pub received_at: String,
+}
+
+/// The gift resolver's read: the global claim of a redemption code. Global by nature (the
+/// vendor is what it finds out), so it takes no scope; only the resolver calls it.
+pub async fn code_claim(table: &Table, code: &str) -> Result<Option<CodeClaim>, StoreError> {
+    Ok(table.get(&keys::redemption_code_key(code)).await?.map(decode).transpose()?.map(|v| v.value))
 }
 
 pub struct OrderRepo<'a> {
@@ -110,8 +119,8 @@ impl<'a> OrderRepo<'a> {
         Ok(item.map(decode::<PaymentIntentLink>).transpose()?.map(|link| link.value.order_id))
     }
 
-    /// Every recipient of an order, in the buyer's order.
-    pub async fn recipients(&self, order_id: &str) -> Result<Vec<Recipient>, StoreError> {
+    /// Every recipient of an order, in the buyer's order, with the shipping each was charged.
+    pub async fn recipients(&self, order_id: &str) -> Result<(Vec<Recipient>, Vec<i64>), StoreError> {
         let items = self
             .table
             .query_all(&keys::order_partition(self.scope, order_id), Some(keys::RECIPIENTS_SK_PREFIX))
@@ -119,7 +128,8 @@ impl<'a> OrderRepo<'a> {
         let mut chunks: Vec<RecipientChunk> =
             items.into_iter().map(|i| decode::<RecipientChunk>(i).map(|c| c.value)).collect::<Result<_, _>>()?;
         chunks.sort_by_key(|c| c.chunk);
-        Ok(chunks.into_iter().flat_map(|c| c.recipients).collect())
+        let shipping = chunks.iter().flat_map(|c| c.shipping_minor.iter().copied()).collect();
+        Ok((chunks.into_iter().flat_map(|c| c.recipients).collect(), shipping))
     }
 
     pub async fn unit(&self, order_id: &str, number: u32) -> Result<Option<Versioned<FulfillmentUnit>>, StoreError> {
@@ -146,16 +156,49 @@ impl<'a> OrderRepo<'a> {
             .await
     }
 
+    /// One page of the vendor's units in a fulfillment status (GSI1), optionally of one order
+    /// only (unit ids begin with their order's id).
+    pub async fn queue(
+        &self,
+        status: &str,
+        order_id: Option<&str>,
+        limit: i32,
+        cursor: Option<&Cursor>,
+    ) -> Result<(Vec<Versioned<FulfillmentUnit>>, Option<Cursor>), StoreError> {
+        self.table
+            .query_entities(QueryPage {
+                index: Some(attr::GSI1),
+                partition: keys::unit_queue_partition(self.scope, status),
+                sort_prefix: order_id.map(|o| format!("{o}-")),
+                limit,
+                cursor,
+                descending: false,
+                filter: None,
+            })
+            .await
+    }
+
     // ------------------------------------------------------------ writes
 
     /// The recipients, before the order that names them: written idempotently (fixed keys
     /// under the new order's id), invisible until the order exists.
-    pub async fn put_recipients(&self, order_id: &str, recipients: &[Recipient]) -> Result<u32, StoreError> {
+    pub async fn put_recipients(
+        &self,
+        order_id: &str,
+        recipients: &[Recipient],
+        shipping_minor: &[i64],
+    ) -> Result<u32, StoreError> {
         let items = recipients
             .chunks(RECIPIENTS_PER_CHUNK)
+            .zip(shipping_minor.chunks(RECIPIENTS_PER_CHUNK))
             .enumerate()
-            .map(|(chunk, recipients)| {
-                let value = RecipientChunk { order_id: order_id.to_owned(), chunk, recipients: recipients.to_vec() };
+            .map(|(chunk, (recipients, shipping))| {
+                let value = RecipientChunk {
+                    order_id: order_id.to_owned(),
+                    chunk,
+                    recipients: recipients.to_vec(),
+                    shipping_minor: shipping.to_vec(),
+                };
                 encode(
                     &keys::recipients_key(self.scope, order_id, chunk),
                     RECIPIENTS_ENTITY,
@@ -192,6 +235,18 @@ impl<'a> OrderRepo<'a> {
     /// The unit replaced, if it is still the version read.
     pub fn save_unit(&self, unit: &FulfillmentUnit, read_version: u64) -> Result<TransactWriteItem, StoreError> {
         self.table.transact_put(self.unit_item(unit, read_version + 1)?, Condition::VersionIs(read_version))
+    }
+
+    pub async fn refund(&self, order_id: &str, refund_id: &str) -> Result<Option<Versioned<Refund>>, StoreError> {
+        self.table.get(&keys::refund_key(self.scope, order_id, refund_id)).await?.map(decode).transpose()
+    }
+
+    /// The refund, new (`read_version` `None`) or replacing the version read.
+    pub fn save_refund(&self, refund: &Refund, read_version: Option<u64>) -> Result<TransactWriteItem, StoreError> {
+        let key = keys::refund_key(self.scope, &refund.order_id, &refund.id);
+        let item =
+            encode(&key, REFUND_ENTITY, Some(self.scope.vendor_id()), read_version.map_or(1, |v| v + 1), refund)?;
+        self.table.transact_put(item, read_version.map_or(Condition::NotExists, Condition::VersionIs))
     }
 
     /// A Stripe event's record, only if it was never recorded (the deduplication).

@@ -10,6 +10,8 @@ use crate::tenancy::Role;
 /// Staff see every order; a buyer sees the orders they placed.
 const READERS: &[Role] = &[Role::PlatformAdmin, Role::Owner, Role::Manager, Role::Fulfillment, Role::Buyer];
 const BUYERS: &[Role] = &[Role::Buyer, Role::Owner, Role::Manager];
+/// Money goes back: the vendor's managers decide.
+const MANAGERS: &[Role] = &[Role::PlatformAdmin, Role::Owner, Role::Manager];
 
 /// A checkout of 10,000 recipients is about 3 MB of JSON; Lambda takes 6 MB.
 const CHECKOUT_MAX_BYTES: usize = 6 * 1024 * 1024;
@@ -114,4 +116,23 @@ async fn stripe_webhook(ctx: PublicCtx) -> HandlerResult {
         service::stripe_webhook(&ctx.app, &scope, ctx.input.body_bytes(), ctx.input.header("stripe-signature")).await?;
     tracing::info!(event_id = %outcome.event_id, outcome = %outcome.outcome, duplicate = outcome.duplicate, "stripe event");
     ApiResponse::ok(&outcome)
+}
+
+pub const CREATE_REFUND: RouteDef = RouteDef {
+    function: "refunds-create",
+    method: "POST",
+    path: "/vendors/{vendorId}/orders/{orderId}/refunds",
+    summary: "Refund units of an order (or all, up to 97) through Stripe; the units are cancelled when Stripe confirms",
+    handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(create_refund(ctx)) },
+    request: Some(schema::<RefundRequest>()),
+    response: Some(schema::<RefundResponse>()),
+    success: 201,
+    idempotent: true,
+    ..BASE
+};
+
+async fn create_refund(ctx: TenantCtx) -> HandlerResult {
+    let req = ctx.input.json::<RefundRequest>()?;
+    let refund = service::create_refund(&ctx.app, &ctx.scope, ctx.input.path("orderId")?, req).await?;
+    ApiResponse::json(201, &refund)
 }

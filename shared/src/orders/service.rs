@@ -119,7 +119,7 @@ pub async fn checkout(
     };
     let repo = OrderRepo::new(&app.table, scope);
     // Recipients first: invisible until the order that names them exists.
-    repo.put_recipients(&order.id, &recipients).await?;
+    repo.put_recipients(&order.id, &recipients, &shipping).await?;
     let mut writes = repo.create_order(&order)?;
     let summary = format!("{} recipients, {} {}", order.recipient_count, order.totals.total_minor, order.currency);
     let audit = AuditEntry::new(scope, "order.created", format!("orders/{}", order.id)).versions(None, Some(1));
@@ -461,11 +461,11 @@ pub async fn stripe_webhook(
         "payment_intent.canceled" => Some(super::model::PaymentEvent::Canceled),
         _ => None,
     };
-    match payment {
-        Some(payment) => apply_payment_event(app, scope, &event, payment).await,
-        None => {
-            record_only(app, scope, &event, None, format!("{} is not an event Bestow acts on", event.event_type)).await
-        }
+    match (payment, event.event_type.as_str()) {
+        (Some(payment), _) => apply_payment_event(app, scope, &event, payment).await,
+        (None, "refund.updated") => apply_refund_event(app, scope, &event).await,
+        (None, "charge.refunded") => record_charge_refunded(app, scope, &event).await,
+        (None, other) => record_only(app, scope, &event, None, format!("{other} is not an event Bestow acts on")).await,
     }
 }
 
@@ -554,4 +554,323 @@ async fn apply_payment_event(
         return Ok(WebhookOutcome { event_id: event.id.clone(), outcome, duplicate });
     }
     Err(ApiError::Conflict("the order kept changing; Stripe will deliver the event again".into()))
+}
+
+// ---------------------------------------------------------------- refunds
+
+/// Asks Stripe to refund units of an order. The units are held (they cannot be packed) from
+/// now until Stripe's answer settles the refund: cancelled when Stripe refunded, released when
+/// it did not. Stripe's answer comes back on the create call or later as `refund.updated`.
+pub async fn create_refund(
+    app: &App,
+    scope: &TenantScope,
+    order_id: &str,
+    req: super::dto::RefundRequest,
+) -> Result<super::model::Refund, ApiError> {
+    use super::model::MAX_REFUND_UNITS;
+    let order = get_order(app, scope, order_id).await?.value;
+    if order.status != OrderStatus::Split {
+        return Err(ApiError::Conflict(format!(
+            "the order is {}: only an order split into units can be refunded",
+            order.status.as_str()
+        )));
+    }
+    let numbers: Vec<u32> = match (&req.unit_numbers, req.whole_order) {
+        (Some(numbers), false) => numbers.clone(),
+        (None, true) => (1..=order.recipient_count).collect(),
+        _ => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "/unit_numbers",
+                "give either unit_numbers or whole_order: true",
+            )]));
+        }
+    };
+    let mut errors = Vec::new();
+    if numbers.is_empty() || numbers.len() > MAX_REFUND_UNITS {
+        errors.push(FieldError::new("/unit_numbers", format!("1 to {MAX_REFUND_UNITS} units per refund")));
+    }
+    if req.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        errors.push(FieldError::new("/reason", "at most 500 characters"));
+    }
+    for (i, n) in numbers.iter().enumerate() {
+        if *n == 0 || *n > order.recipient_count || numbers[..i].contains(n) {
+            errors.push(FieldError::new(format!("/unit_numbers/{i}"), "no such unit, or listed twice"));
+        }
+    }
+    ApiError::reject_if_any(errors)?;
+
+    let refund = hold_units(app, scope, &order, &numbers, req.reason.as_deref()).await?;
+
+    let metadata = BTreeMap::from([
+        ("bestow_vendor".to_owned(), scope.vendor_id().to_string()),
+        ("bestow_order".to_owned(), order_id.to_owned()),
+        ("bestow_refund".to_owned(), refund.id.clone()),
+    ]);
+    let asked = stripe_client(app, scope)
+        .await?
+        .create_refund(
+            &crate::integrations::stripe::NewRefund {
+                payment_intent: &order.payment_intent_id,
+                amount_minor: refund.amount_minor,
+                metadata: &metadata,
+            },
+            &format!("bestow-refund-{}-{}", scope.vendor_id(), refund.id),
+        )
+        .await;
+    match asked {
+        Ok(stripe_refund) => {
+            let state = StripeRefundState { status: &stripe_refund.status, id: Some(&stripe_refund.id), failure: None };
+            settle_refund(app, scope, order_id, &refund.id, state, None).await?;
+        }
+        Err(err) => {
+            let why = err.to_string();
+            let state = StripeRefundState { status: "failed", id: None, failure: Some(&why) };
+            settle_refund(app, scope, order_id, &refund.id, state, None).await?;
+            return Err(stripe_failure(err));
+        }
+    }
+    OrderRepo::new(&app.table, scope)
+        .refund(order_id, &refund.id)
+        .await?
+        .map(|r| r.value)
+        .ok_or_else(|| ApiError::internal("a refund just written is gone"))
+}
+
+/// Writes a pending refund and marks its units as held by it, in one transaction. Units change
+/// under background jobs (gift delivery marks them notified), so a conflict reads them again.
+async fn hold_units(
+    app: &App,
+    scope: &TenantScope,
+    order: &Order,
+    numbers: &[u32],
+    reason: Option<&str>,
+) -> Result<super::model::Refund, ApiError> {
+    use super::model::{Refund, RefundStatus};
+    use crate::fulfillment::model::UnitStatus;
+    let repo = OrderRepo::new(&app.table, scope);
+    let keys: Vec<_> = numbers.iter().map(|n| crate::store::keys::unit_key(scope, &order.id, *n)).collect();
+    for _ in 0..4 {
+        let units = units_by_number(app, &keys).await?;
+        let mut errors = Vec::new();
+        for (i, n) in numbers.iter().enumerate() {
+            let pointer = format!("/unit_numbers/{i}");
+            match units.get(n) {
+                None => errors.push(FieldError::new(pointer, "no such unit")),
+                Some(u) if u.value.refund_id.is_some() => {
+                    errors.push(FieldError::new(pointer, "a refund of this unit is in progress"))
+                }
+                Some(u)
+                    if matches!(
+                        u.value.status,
+                        UnitStatus::Shipped | UnitStatus::Delivered | UnitStatus::Cancelled
+                    ) =>
+                {
+                    errors.push(FieldError::new(
+                        pointer,
+                        format!("the unit is {} and cannot be refunded", u.value.status.as_str()),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        ApiError::reject_if_any(errors)?;
+        let now = now_rfc3339();
+        let refund = Refund {
+            id: crate::store::ids::new_id(),
+            order_id: order.id.clone(),
+            unit_numbers: numbers.to_vec(),
+            amount_minor: units.values().map(|u| u.value.amount_minor).sum(),
+            currency: order.currency.clone(),
+            status: RefundStatus::Pending,
+            stripe_refund_id: None,
+            reason: reason.map(str::to_owned),
+            failure: None,
+            requested_by: scope.actor().user_id.clone(),
+            created_at: now.clone(),
+            updated_at: now.clone(),
+        };
+        let mut writes = vec![repo.save_refund(&refund, None)?];
+        for unit in units.values() {
+            let mut held = unit.value.clone();
+            held.refund_id = Some(refund.id.clone());
+            held.updated_at = now.clone();
+            writes.push(repo.save_unit(&held, unit.version)?);
+        }
+        let audit = AuditEntry::new(scope, "refund.requested", format!("orders/{}/refunds/{}", order.id, refund.id))
+            .summary(format!("{} {} for units {numbers:?}", refund.amount_minor, refund.currency));
+        writes.push(AuditLog::new(&app.table, scope).transact_put(&audit)?);
+        match app.table.transact(writes).await {
+            Ok(()) => return Ok(refund),
+            Err(crate::store::StoreError::TransactionConditionFailed { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::Conflict("these units keep changing; try again".into()))
+}
+
+async fn units_by_number(
+    app: &App,
+    keys: &[crate::store::Key],
+) -> Result<BTreeMap<u32, crate::store::Versioned<crate::fulfillment::model::FulfillmentUnit>>, ApiError> {
+    let items = app.table.batch_get(keys).await?;
+    let mut units = BTreeMap::new();
+    for item in items {
+        let unit = crate::store::decode::<crate::fulfillment::model::FulfillmentUnit>(item)?;
+        units.insert(unit.value.number, unit);
+    }
+    Ok(units)
+}
+
+/// What settling a refund did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Stripe's verdict was applied (or, for a pending refund, its Stripe id recorded).
+    Applied,
+    /// The refund had been settled before: nothing changed.
+    AlreadySettled,
+    /// The event recorded with the settlement had been received before.
+    DuplicateEvent,
+}
+
+/// Applies Stripe's status of a refund, once: `succeeded` cancels its units and counts it on
+/// the order; `failed`/`canceled` releases the units; anything else only records Stripe's id.
+/// `event` (a webhook's record) is written in the same transaction, so a redelivered event
+/// finds it and changes nothing.
+async fn settle_refund(
+    app: &App,
+    scope: &TenantScope,
+    order_id: &str,
+    refund_id: &str,
+    stripe: StripeRefundState<'_>,
+    event: Option<&super::repo::StripeEventRecord>,
+) -> Result<Settled, ApiError> {
+    let StripeRefundState { status: stripe_status, id: stripe_refund_id, failure } = stripe;
+    use super::model::{RefundStatus, refund_settlement};
+    use crate::fulfillment::model::{GiftState, UnitStatus};
+    let repo = OrderRepo::new(&app.table, scope);
+    for _ in 0..5 {
+        let refund = repo
+            .refund(order_id, refund_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("refund {refund_id} not found")))?;
+        let verdict = refund_settlement(stripe_status);
+        let unchanged_pending = verdict.is_none() && refund.value.stripe_refund_id.as_deref() == stripe_refund_id;
+        if refund.value.status != RefundStatus::Pending || unchanged_pending {
+            return Ok(Settled::AlreadySettled);
+        }
+        let now = now_rfc3339();
+        let mut writes = Vec::new();
+        if let Some(event) = event {
+            writes.push(repo.record_event(event)?);
+        }
+        let mut next = refund.value.clone();
+        next.updated_at = now.clone();
+        if let Some(id) = stripe_refund_id {
+            next.stripe_refund_id = Some(id.to_owned());
+        }
+        if let Some(status) = verdict {
+            next.status = status;
+            next.failure = failure
+                .map(str::to_owned)
+                .or_else(|| (status == RefundStatus::Failed).then(|| stripe_status.to_owned()));
+            let keys: Vec<_> =
+                refund.value.unit_numbers.iter().map(|n| crate::store::keys::unit_key(scope, order_id, *n)).collect();
+            for unit in units_by_number(app, &keys).await?.into_values() {
+                let mut settled = unit.value.clone();
+                if settled.refund_id.as_deref() != Some(refund_id) {
+                    continue;
+                }
+                settled.refund_id = None;
+                settled.updated_at = now.clone();
+                if status == RefundStatus::Succeeded {
+                    settled.status = UnitStatus::Cancelled;
+                    settled.gift = GiftState::Cancelled;
+                }
+                writes.push(repo.save_unit(&settled, unit.version)?);
+            }
+            if status == RefundStatus::Succeeded {
+                let order =
+                    repo.order(order_id).await?.ok_or_else(|| ApiError::internal("a refund's order is gone"))?;
+                let mut refunded = order.value.clone();
+                refunded.refunded_minor += refund.value.amount_minor;
+                refunded.updated_at = now.clone();
+                writes.push(repo.save_order(&refunded, order.version)?);
+            }
+            let action = if status == RefundStatus::Succeeded { "refund.succeeded" } else { "refund.failed" };
+            let audit = AuditEntry::new(scope, action, format!("orders/{order_id}/refunds/{refund_id}"))
+                .summary(format!("{} {}, Stripe: {stripe_status}", refund.value.amount_minor, refund.value.currency));
+            writes.push(AuditLog::new(&app.table, scope).transact_put(&audit)?);
+        }
+        writes.push(repo.save_refund(&next, Some(refund.version))?);
+        match app.table.transact(writes).await {
+            Ok(()) => return Ok(Settled::Applied),
+            Err(crate::store::StoreError::TransactionConditionFailed { failed })
+                if event.is_some() && failed.contains(&0) =>
+            {
+                return Ok(Settled::DuplicateEvent);
+            }
+            Err(crate::store::StoreError::TransactionConditionFailed { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::Conflict("the refund's units kept changing; try again".into()))
+}
+
+/// What Stripe says of a refund.
+#[derive(Clone, Copy)]
+struct StripeRefundState<'a> {
+    /// Stripe's refund status (`pending`, `succeeded`, `failed`, …).
+    status: &'a str,
+    id: Option<&'a str>,
+    /// Why it failed, when the failure is ours to tell (Stripe refused the call).
+    failure: Option<&'a str>,
+}
+
+/// `refund.updated`: Stripe's later verdict on a refund Bestow asked for.
+async fn apply_refund_event(app: &App, scope: &TenantScope, event: &StripeEvent) -> Result<WebhookOutcome, ApiError> {
+    let object = &event.data.object;
+    let text =
+        |path: &[&str]| path.iter().try_fold(object, |v, k| v.get(*k)).and_then(|v| v.as_str()).map(str::to_owned);
+    let (Some(order_id), Some(refund_id)) = (text(&["metadata", "bestow_order"]), text(&["metadata", "bestow_refund"]))
+    else {
+        return record_only(app, scope, event, None, "a refund Bestow did not ask for".into()).await;
+    };
+    let status = text(&["status"]).unwrap_or_default();
+    let stripe_id = text(&["id"]);
+    let outcome = format!("refund {refund_id} is {status} at Stripe");
+    let record = event_record(event, Some(&order_id), &outcome);
+    let state = StripeRefundState { status: &status, id: stripe_id.as_deref(), failure: None };
+    let settled =
+        settle_refund(app, scope, &order_id, &refund_id, state, Some(&record)).await.or_else(|err| match err {
+            ApiError::NotFound(_) => Ok(Settled::AlreadySettled),
+            other => Err(other),
+        })?;
+    match settled {
+        Settled::Applied => Ok(WebhookOutcome { event_id: event.id.clone(), outcome, duplicate: false }),
+        Settled::DuplicateEvent => {
+            Ok(WebhookOutcome { event_id: event.id.clone(), outcome: "already received".into(), duplicate: true })
+        }
+        Settled::AlreadySettled => {
+            record_only(app, scope, event, Some(&order_id), format!("{outcome}; already settled")).await
+        }
+    }
+}
+
+/// `charge.refunded`: recorded with what Stripe has refunded of the charge in all, for
+/// reconciliation (refunds made in Stripe's dashboard show up here, not as settled refunds).
+async fn record_charge_refunded(
+    app: &App,
+    scope: &TenantScope,
+    event: &StripeEvent,
+) -> Result<WebhookOutcome, ApiError> {
+    let object = &event.data.object;
+    let intent = object.get("payment_intent").and_then(|v| v.as_str()).unwrap_or_default();
+    let refunded = object.get("amount_refunded").and_then(|v| v.as_i64()).unwrap_or_default();
+    let order_id = OrderRepo::new(&app.table, scope).order_of_payment_intent(intent).await?;
+    let settled = match &order_id {
+        Some(id) => OrderRepo::new(&app.table, scope).order(id).await?.map(|o| o.value.refunded_minor),
+        None => None,
+    };
+    let outcome = format!("Stripe has refunded {refunded} of the charge; Bestow has settled {}", settled.unwrap_or(0));
+    record_only(app, scope, event, order_id.as_deref(), outcome).await
 }

@@ -167,6 +167,13 @@ pub fn unit_key(scope: &TenantScope, order_id: &str, number: u32) -> Key {
     Key { pk: order_partition(scope, order_id), sk: format!("{UNIT_SK_PREFIX}{number:05}") }
 }
 
+pub const REFUND_SK_PREFIX: &str = "REFUND#";
+
+/// A refund of some of an order's units, in the order's partition.
+pub fn refund_key(scope: &TenantScope, order_id: &str, refund_id: &str) -> Key {
+    Key { pk: order_partition(scope, order_id), sk: format!("{REFUND_SK_PREFIX}{}", escape(refund_id)) }
+}
+
 /// GSI1 partition of the vendor's orders, oldest first by their time-ordered ids.
 pub fn order_list_partition(scope: &TenantScope) -> String {
     format!("{}#ORDERS", tenant_partition(scope))

@@ -57,6 +57,13 @@ pub(crate) fn storefront_scope(vendor: &str) -> Result<TenantScope, InvalidVendo
     Ok(TenantScope::new(VendorId::parse(vendor)?, &principal))
 }
 
+/// Scope for a recipient holding a gift's code, from the vendor the code's global claim names:
+/// the gift resolver's edge (the code is the recipient's credential).
+pub(crate) fn gift_scope(vendor: &str) -> Result<TenantScope, InvalidVendorId> {
+    let principal = Principal { user_id: "gift-recipient".to_owned(), role: Role::Public, vendor_id: None };
+    Ok(TenantScope::new(VendorId::parse(vendor)?, &principal))
+}
+
 /// Scope for a webhook addressed to one vendor (the vendor's id is in the endpoint's URL):
 /// the webhook's edge. It is only used after the request's signature has been checked with
 /// that vendor's own secret, which is what authenticates it.

@@ -1,0 +1,400 @@
+//! Gift use cases: the resolver (a code is the recipient's credential), the recipient's view,
+//! choice and thank-you note; and the staff's fulfillment queue.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::dto::*;
+use super::model::{FulfilAction, FulfillmentUnit, GiftState, RedemptionCode, UnitStatus, gift_link};
+use crate::app::App;
+use crate::audit::model::AuditEntry;
+use crate::audit::repo::AuditLog;
+use crate::catalog::model::{InventoryPolicy, VariantStatus, variant_labels};
+use crate::catalog::repo::CatalogRepo;
+use crate::error::{ApiError, FieldError};
+use crate::notifications::jobs::EmailDispatch;
+use crate::notifications::model::EmailTemplate;
+use crate::orders::dto::{UnitList, UnitResponse};
+use crate::orders::repo::{OrderRepo, code_claim};
+use crate::store::{Cursor, Versioned, decode, keys};
+use crate::storefronts::model::Storefront;
+use crate::storefronts::repo::StorefrontRepo;
+use crate::tenancy::TenantScope;
+use crate::vendors::model::ShippingRules;
+use crate::vendors::repo::VendorRepo;
+use crate::vendors::service::now_rfc3339;
+
+/// At most this many units change in one bulk request: one transaction with its audit entry.
+pub const MAX_BULK_UNITS: usize = 99;
+
+fn gift_not_found() -> ApiError {
+    // One answer for unknown, malformed and expired codes: a guess learns nothing.
+    ApiError::NotFound("no gift has this code, or it has expired".into())
+}
+
+/// The gift resolver: from a typed code to the vendor's scope and the unit.
+pub async fn resolve_gift(app: &App, typed: &str) -> Result<(TenantScope, Versioned<FulfillmentUnit>), ApiError> {
+    let code = RedemptionCode::parse(typed).ok_or_else(gift_not_found)?;
+    let claim = code_claim(&app.table, code.as_str()).await?.ok_or_else(gift_not_found)?;
+    let scope = crate::tenancy::guard::gift_scope(&claim.owner_vendor).map_err(|_| gift_not_found())?;
+    let unit = OrderRepo::new(&app.table, &scope)
+        .unit(&claim.order_id, claim.unit_number)
+        .await?
+        .filter(|u| u.value.code == code.as_str())
+        .filter(|u| !u.value.is_expired_at(time::OffsetDateTime::now_utc().unix_timestamp()))
+        .ok_or_else(gift_not_found)?;
+    Ok((scope, unit))
+}
+
+fn recipient_audit(scope: &TenantScope, unit: &FulfillmentUnit, action: &str, version: u64) -> AuditEntry {
+    AuditEntry::by(&format!("recipient:{}", unit.id), scope.actor().role.as_str(), action, unit_resource(unit))
+        .versions(Some(version), Some(version + 1))
+}
+
+fn unit_resource(unit: &FulfillmentUnit) -> String {
+    format!("orders/{}/units/{}", unit.order_id, unit.number)
+}
+
+/// Saves a changed unit with its audit entry, if it is still the version read.
+async fn save_unit(
+    app: &App,
+    scope: &TenantScope,
+    unit: &FulfillmentUnit,
+    read_version: u64,
+    audit: &AuditEntry,
+) -> Result<(), ApiError> {
+    let writes = vec![
+        OrderRepo::new(&app.table, scope).save_unit(unit, read_version)?,
+        AuditLog::new(&app.table, scope).transact_put(audit)?,
+    ];
+    app.table.transact(writes).await.map_err(|err| match err {
+        crate::store::StoreError::TransactionConditionFailed { .. } => {
+            ApiError::Conflict("the gift changed meanwhile; load it again".into())
+        }
+        other => other.into(),
+    })
+}
+
+/// The gift page. The first view marks the gift opened.
+pub async fn open_gift(app: &App, typed: &str) -> Result<GiftView, ApiError> {
+    let (scope, Versioned { value: unit, version }) = resolve_gift(app, typed).await?;
+    if matches!(unit.gift, GiftState::Created | GiftState::Notified) {
+        let mut opened = unit.clone();
+        opened.gift = GiftState::Opened;
+        opened.updated_at = now_rfc3339();
+        let audit = recipient_audit(&scope, &unit, "unit.opened", version);
+        // Two first views at once: one records the opening, the other shows the same gift.
+        match save_unit(app, &scope, &opened, version, &audit).await {
+            Ok(()) | Err(ApiError::Conflict(_)) => return gift_view(app, &scope, &opened).await,
+            Err(other) => return Err(other),
+        }
+    }
+    gift_view(app, &scope, &unit).await
+}
+
+async fn storefront_of(app: &App, scope: &TenantScope, id: &str) -> Result<Storefront, ApiError> {
+    Ok(StorefrontRepo::new(&app.table, scope)
+        .storefront(id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("storefront {id} of a unit is gone")))?
+        .value)
+}
+
+async fn zone_countries(app: &App, scope: &TenantScope, method_id: &str) -> Result<Vec<String>, ApiError> {
+    let rules = VendorRepo::new(&app.table, scope).config::<ShippingRules>().await?.map(|r| r.value);
+    Ok(rules
+        .and_then(|r| {
+            let zone = r.methods.iter().find(|m| m.id == method_id)?.zone_id.clone();
+            r.zones.into_iter().find(|z| z.id == zone).map(|z| z.countries)
+        })
+        .unwrap_or_default())
+}
+
+async fn gift_view(app: &App, scope: &TenantScope, unit: &FulfillmentUnit) -> Result<GiftView, ApiError> {
+    let storefront = storefront_of(app, scope, &unit.storefront_id).await?;
+    let catalog = CatalogRepo::new(&app.table, scope);
+    let listings = StorefrontRepo::new(&app.table, scope);
+    let mut lines = Vec::with_capacity(unit.lines.len());
+    for line in &unit.lines {
+        let Some((product, variants)) = catalog.product_with_variants(&line.product_id).await? else {
+            return Err(ApiError::internal(format!("product {} of a unit is gone", line.product_id)));
+        };
+        let listing = listings.listing(&unit.storefront_id, &line.product_id).await?;
+        let title = listing.map(|l| l.value.card.title).unwrap_or_else(|| product.value.title.clone());
+        let choices = line
+            .allowed_variant_ids
+            .iter()
+            .filter_map(|id| variants.iter().map(|v| &v.value).find(|v| &v.id == id))
+            .filter(|v| v.status == VariantStatus::Active || v.id == line.variant_id)
+            .map(|v| GiftChoice {
+                variant_id: v.id.clone(),
+                title: variant_labels(&product.value.options, v)
+                    .iter()
+                    .map(|(_, l)| *l)
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                in_stock: v.inventory_policy == InventoryPolicy::Continue
+                    || v.stock_quantity >= i64::from(line.quantity),
+            })
+            .collect();
+        lines.push(GiftLine {
+            product_id: line.product_id.clone(),
+            title,
+            description: product.value.description.clone(),
+            quantity: line.quantity,
+            variant_id: line.variant_id.clone(),
+            choices,
+        });
+    }
+    Ok(GiftView {
+        code: RedemptionCode::parse(&unit.code).map(|c| c.display()).unwrap_or_default(),
+        recipient_name: unit.recipient_name.clone(),
+        sender_name: unit.sender_name.clone(),
+        gift_message: unit.gift_message.clone(),
+        storefront_name: storefront.name,
+        branding: storefront.branding,
+        gift: unit.gift,
+        status: unit.status,
+        expires_at: unit.expires_at.clone(),
+        changeable: unit.is_changeable(),
+        lines,
+        address: unit.address.clone(),
+        shipping_countries: zone_countries(app, scope, &unit.shipping_method_id).await?,
+        thank_you_note: unit.thank_you_note.clone(),
+        carrier: unit.carrier.clone(),
+        tracking_number: unit.tracking_number.clone(),
+    })
+}
+
+/// The recipient chooses (or confirms) the variants and the address; repeatable until packed.
+pub async fn accept_gift(app: &App, typed: &str, req: AcceptGiftRequest) -> Result<GiftView, ApiError> {
+    let (scope, Versioned { value: unit, version }) = resolve_gift(app, typed).await?;
+    if !unit.is_changeable() {
+        return Err(ApiError::Conflict(format!("the gift is {} and can no longer be changed", unit.status.as_str())));
+    }
+    let mut errors = Vec::new();
+    let mut accepted = unit.clone();
+    if let Some(chosen) = &req.variant_ids {
+        if chosen.len() != unit.lines.len() {
+            errors.push(FieldError::new(
+                "/variant_ids",
+                format!("choose one variant for each of the {} items", unit.lines.len()),
+            ));
+        }
+        let catalog = CatalogRepo::new(&app.table, &scope);
+        for (i, (line, variant_id)) in accepted.lines.iter_mut().zip(chosen).enumerate() {
+            let pointer = format!("/variant_ids/{i}");
+            if !line.allowed_variant_ids.contains(variant_id) {
+                errors.push(FieldError::new(pointer, "is not one of this gift's choices"));
+                continue;
+            }
+            if *variant_id == line.variant_id {
+                continue;
+            }
+            // A swap needs the variant to be sellable now, for the whole quantity.
+            let variant = catalog.variant(&line.product_id, variant_id).await?.map(|v| v.value);
+            let sellable = variant.is_some_and(|v| {
+                v.status == VariantStatus::Active
+                    && (v.inventory_policy == InventoryPolicy::Continue || v.stock_quantity >= i64::from(line.quantity))
+            });
+            if sellable {
+                line.variant_id = variant_id.clone();
+            } else {
+                errors.push(FieldError::new(pointer, "is out of stock"));
+            }
+        }
+    }
+    match req.address.as_ref().or(unit.address.as_ref()) {
+        None => errors.push(FieldError::new("/address", "tell us where to send the gift")),
+        Some(address) => {
+            let before = errors.len();
+            address.check("/address", &mut errors);
+            let countries = zone_countries(app, &scope, &unit.shipping_method_id).await?;
+            if errors.len() == before && !countries.contains(&address.country) {
+                errors.push(FieldError::new(
+                    "/address/country",
+                    format!("this gift ships to {} only", countries.join(", ")),
+                ));
+            }
+            accepted.address = Some(address.clone());
+        }
+    }
+    ApiError::reject_if_any(errors)?;
+    accepted.status = UnitStatus::Ready;
+    accepted.gift = GiftState::Accepted;
+    accepted.updated_at = now_rfc3339();
+    let swapped = accepted.lines.iter().zip(&unit.lines).filter(|(a, b)| a.variant_id != b.variant_id).count();
+    let audit = recipient_audit(&scope, &unit, "unit.accepted", version).summary(format!(
+        "address in {}; {swapped} item(s) swapped",
+        accepted.address.as_ref().map_or("", |a| &a.country)
+    ));
+    save_unit(app, &scope, &accepted, version, &audit).await?;
+    gift_view(app, &scope, &accepted).await
+}
+
+/// The recipient's thank-you note, which the buyer sees on the order's units.
+pub async fn thank(app: &App, typed: &str, req: ThankYouRequest) -> Result<GiftView, ApiError> {
+    let (scope, Versioned { value: unit, version }) = resolve_gift(app, typed).await?;
+    let note = req.note.trim();
+    let length = note.chars().count();
+    if length == 0 || length > 1_000 || note.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ApiError::validation(vec![FieldError::new("/note", "1-1,000 characters of text")]));
+    }
+    let mut thanked = unit.clone();
+    thanked.thank_you_note = Some(note.to_owned());
+    thanked.updated_at = now_rfc3339();
+    save_unit(app, &scope, &thanked, version, &recipient_audit(&scope, &unit, "unit.thanked", version)).await?;
+    gift_view(app, &scope, &thanked).await
+}
+
+// ---------------------------------------------------------------- the fulfillment queue
+
+pub fn parse_status(raw: Option<&str>) -> Result<UnitStatus, ApiError> {
+    let raw = raw.unwrap_or("ready");
+    serde_json::from_value(serde_json::Value::String(raw.to_owned())).map_err(|_| {
+        ApiError::validation(vec![FieldError::new(
+            "status",
+            "is one of awaiting_address, ready, packed, shipped, delivered, cancelled",
+        )])
+    })
+}
+
+pub async fn list_queue(
+    app: &App,
+    scope: &TenantScope,
+    status: UnitStatus,
+    order_id: Option<&str>,
+    limit: i32,
+    cursor: Option<Cursor>,
+) -> Result<UnitList, ApiError> {
+    let (units, next) =
+        OrderRepo::new(&app.table, scope).queue(status.as_str(), order_id, limit, cursor.as_ref()).await?;
+    Ok(UnitList { items: units.into_iter().map(|u| u.value.into()).collect(), next_cursor: next.map(|c| c.encode()) })
+}
+
+fn check_label(value: Option<&str>, pointer: String, errors: &mut Vec<FieldError>) {
+    match value.map(str::trim) {
+        Some(v) if (1..=100).contains(&v.chars().count()) && !v.chars().any(char::is_control) => {}
+        _ => errors.push(FieldError::new(pointer, "1-100 characters, required to ship")),
+    }
+}
+
+/// Packs, ships or delivers up to 99 units at once: every unit is checked first and one
+/// transaction writes them all (or, on any problem, none). Shipping emails each recipient.
+pub async fn fulfil(app: &App, scope: &TenantScope, req: FulfilRequest) -> Result<FulfilResponse, ApiError> {
+    let mut errors = Vec::new();
+    if req.units.is_empty() || req.units.len() > MAX_BULK_UNITS {
+        errors.push(FieldError::new("/units", format!("1 to {MAX_BULK_UNITS} units per request")));
+    }
+    let mut keys_wanted = Vec::new();
+    for (i, u) in req.units.iter().enumerate() {
+        match FulfillmentUnit::parse_id(&u.unit_id) {
+            Some((order, number)) => keys_wanted.push(keys::unit_key(scope, order, number)),
+            None => errors.push(FieldError::new(format!("/units/{i}/unit_id"), "no such unit")),
+        }
+        if req.units[..i].iter().any(|other| other.unit_id == u.unit_id) {
+            errors.push(FieldError::new(format!("/units/{i}/unit_id"), "is listed twice"));
+        }
+        if req.action == FulfilAction::Ship {
+            check_label(u.carrier.as_deref(), format!("/units/{i}/carrier"), &mut errors);
+            check_label(u.tracking_number.as_deref(), format!("/units/{i}/tracking_number"), &mut errors);
+        }
+    }
+    ApiError::reject_if_any(errors)?;
+    // Units also change under background jobs (gift delivery marks them notified): a conflict
+    // reads them again and re-checks every transition.
+    let mut attempts = 0;
+    let changed = loop {
+        attempts += 1;
+        let found: HashMap<String, Versioned<FulfillmentUnit>> = app
+            .table
+            .batch_get(&keys_wanted)
+            .await?
+            .into_iter()
+            .map(|item| decode::<FulfillmentUnit>(item).map(|u| (u.value.id.clone(), u)))
+            .collect::<Result<_, _>>()?;
+        let now = now_rfc3339();
+        let repo = OrderRepo::new(&app.table, scope);
+        let mut changed = Vec::with_capacity(req.units.len());
+        let mut writes = Vec::with_capacity(req.units.len() + 1);
+        let mut errors = Vec::new();
+        for (i, u) in req.units.iter().enumerate() {
+            let Some(current) = found.get(&u.unit_id) else {
+                errors.push(FieldError::new(format!("/units/{i}/unit_id"), "no such unit"));
+                continue;
+            };
+            match current.value.fulfil(req.action) {
+                Ok((status, gift)) => {
+                    let mut next = current.value.clone();
+                    next.status = status;
+                    next.gift = gift;
+                    next.updated_at = now.clone();
+                    if req.action == FulfilAction::Ship {
+                        next.carrier = u.carrier.as_deref().map(|c| c.trim().to_owned());
+                        next.tracking_number = u.tracking_number.as_deref().map(|t| t.trim().to_owned());
+                    }
+                    writes.push(repo.save_unit(&next, current.version)?);
+                    changed.push(next);
+                }
+                Err(why) => errors.push(FieldError::new(format!("/units/{i}/unit_id"), why)),
+            }
+        }
+        ApiError::reject_if_any(errors)?;
+        let verb = match req.action {
+            FulfilAction::Pack => "packed",
+            FulfilAction::Ship => "shipped",
+            FulfilAction::Deliver => "delivered",
+        };
+        let ids: Vec<&str> = changed.iter().map(|u| u.id.as_str()).collect();
+        let audit = AuditEntry::new(scope, &format!("units.{verb}"), "units".to_owned()).summary(format!(
+            "{} unit(s) {verb}: {}",
+            changed.len(),
+            ids.join(", ")
+        ));
+        writes.push(AuditLog::new(&app.table, scope).transact_put(&audit)?);
+        match app.table.transact(writes).await {
+            Ok(()) => break changed,
+            Err(crate::store::StoreError::TransactionConditionFailed { .. }) if attempts < 4 => continue,
+            Err(crate::store::StoreError::TransactionConditionFailed { .. }) => {
+                return Err(ApiError::Conflict("these units keep changing; load the queue again".into()));
+            }
+            Err(other) => return Err(other.into()),
+        }
+    };
+    if req.action == FulfilAction::Ship {
+        email_shipments(app, scope, &changed).await?;
+    }
+    Ok(FulfilResponse { units: changed.into_iter().map(UnitResponse::from).collect() })
+}
+
+/// One shipment email per unit (the email job sends each once, however often it is queued).
+async fn email_shipments(app: &App, scope: &TenantScope, units: &[FulfillmentUnit]) -> Result<(), ApiError> {
+    let vendor_name = VendorRepo::new(&app.table, scope).profile().await?.map(|v| v.value.name).unwrap_or_default();
+    let mut storefronts: BTreeMap<String, Storefront> = BTreeMap::new();
+    let mut emails = Vec::with_capacity(units.len());
+    for unit in units {
+        if !storefronts.contains_key(&unit.storefront_id) {
+            storefronts.insert(unit.storefront_id.clone(), storefront_of(app, scope, &unit.storefront_id).await?);
+        }
+        let storefront = &storefronts[&unit.storefront_id];
+        let code =
+            RedemptionCode::parse(&unit.code).ok_or_else(|| ApiError::internal("a unit has a malformed code"))?;
+        let link = gift_link(&app.config.gift_link_base, storefront.host.as_deref(), &storefront.slug, &code);
+        emails.push(EmailDispatch {
+            message_key: format!("shipped-{}", unit.id),
+            to_email: unit.recipient_email.clone(),
+            to_name: Some(unit.recipient_name.clone()),
+            template: EmailTemplate::ShipmentNotification,
+            vars: BTreeMap::from([
+                ("recipient_name".to_owned(), unit.recipient_name.clone()),
+                ("sender_name".to_owned(), unit.sender_name.clone()),
+                ("vendor_name".to_owned(), vendor_name.clone()),
+                ("carrier".to_owned(), unit.carrier.clone().unwrap_or_default()),
+                ("tracking_number".to_owned(), unit.tracking_number.clone().unwrap_or_default()),
+                ("gift_link".to_owned(), link),
+            ]),
+            inline_images: Vec::new(),
+        });
+    }
+    app.jobs.enqueue_batch(scope, &emails).await.map_err(ApiError::internal)?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Gifts after the split: the code as the recipient's credential, expiry, and refunds that
+//! follow Stripe's refund lifecycle.
+
+use bestow_tests::{Method, Stack};
+use serde_json::{Value, json};
+
+use crate::orders::{gift_shop, now, recipients};
+
+async fn split_order(stack: &Stack, shop: &crate::orders::GiftShop, n: usize) -> (String, Vec<Value>) {
+    let order = shop.order_for(stack, recipients(n, &shop.vendor)).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let event = stack.stripe.succeed_payment(order["payment_intent_id"].as_str().unwrap()).unwrap();
+    shop.deliver(stack, event.to_string().as_bytes(), &shop.webhook_secret, now()).await.assert_status(200);
+    shop.wait_split(stack, &id).await;
+    let units =
+        stack.call(Method::GET, &format!("/vendors/{}/orders/{id}/units", shop.vendor)).token(&shop.owner).send().await;
+    (id, units.json["items"].as_array().unwrap().clone())
+}
+
+#[tokio::test]
+async fn unknown_malformed_and_expired_codes_are_the_same_404() {
+    let stack = Stack::start().await;
+    let shop = gift_shop(&stack, "codes").await;
+    let (_, units) = split_order(&stack, &shop, 2).await;
+    let code = units[0]["code"].as_str().unwrap();
+    stack.call(Method::GET, &format!("/gifts/{code}")).send().await.assert_status(200);
+
+    // Unit 2's link expires (its expiry moved to the past, as time would).
+    let (order_id, number) =
+        bestow::fulfillment::model::FulfillmentUnit::parse_id(units[1]["id"].as_str().unwrap()).unwrap();
+    let scope = bestow::tenancy::guard::job_scope("codes", "test").unwrap();
+    let repo = bestow::orders::repo::OrderRepo::new(&stack.app.table, &scope);
+    let unit = repo.unit(order_id, number).await.unwrap().unwrap();
+    let mut expired = unit.value.clone();
+    expired.expires_at = "2020-01-01T00:00:00Z".into();
+    stack.app.table.transact(vec![repo.save_unit(&expired, unit.version).unwrap()]).await.unwrap();
+
+    let details: Vec<String> = [
+        format!("/gifts/{}", units[1]["code"].as_str().unwrap()),
+        "/gifts/0000-0000-0000-0000".to_owned(),
+        "/gifts/not-a-code".to_owned(),
+        "/gifts/UUUU-UUUU-UUUU-UUUU".to_owned(),
+    ]
+    .into_iter()
+    .map(|path| {
+        let stack = &stack;
+        async move {
+            let reply = stack.call(Method::GET, &path).send().await;
+            reply.assert_problem(404);
+            reply.json["detail"].as_str().unwrap().to_owned()
+        }
+    })
+    .collect::<futures_util::future::JoinAll<_>>()
+    .await;
+    assert!(details.windows(2).all(|w| w[0] == w[1]), "one answer for all: {details:?}");
+    let expired_path = format!("/gifts/{}", units[1]["code"].as_str().unwrap());
+    stack.call(Method::PUT, &expired_path).json(&json!({"address": null})).send().await.assert_problem(404);
+}
+
+#[tokio::test]
+async fn refunds_follow_stripe_pending_then_succeeded_or_failed_and_retries_refund_once() {
+    let stack = Stack::start().await;
+    let shop = gift_shop(&stack, "refunds").await;
+    let (id, units) = split_order(&stack, &shop, 4).await;
+    let refund = |numbers: Value| {
+        stack
+            .call(Method::POST, &format!("/vendors/refunds/orders/{id}/refunds"))
+            .token(&shop.owner)
+            .json(&json!({"unit_numbers": numbers}))
+            .send()
+    };
+
+    // Pending at Stripe: the units are held, not yet cancelled, and cannot be packed.
+    stack.stripe.set_refund_status("pending");
+    let pending = refund(json!([1, 2])).await;
+    pending.assert_status(201);
+    assert_eq!(pending.json["status"], "pending");
+    let stripe_refund = pending.json["stripe_refund_id"].as_str().unwrap().to_owned();
+    let held = stack
+        .call(Method::POST, "/vendors/refunds/units/fulfil")
+        .token(&shop.staff)
+        .json(&json!({"action": "pack", "units": [{"unit_id": units[0]["id"]}]}))
+        .send()
+        .await;
+    held.assert_problem(422);
+    refund(json!([2])).await.assert_problem(422);
+    assert_eq!(shop.order(&stack, &id).await["refunded_minor"], 0);
+
+    // Stripe settles it: delivered three times, applied once.
+    let event = stack.stripe.update_refund(&stripe_refund, "succeeded").unwrap().to_string();
+    for _ in 0..3 {
+        shop.deliver(&stack, event.as_bytes(), &shop.webhook_secret, now()).await.assert_status(200);
+    }
+    let both = units[0]["amount_minor"].as_i64().unwrap() + units[1]["amount_minor"].as_i64().unwrap();
+    assert_eq!(shop.order(&stack, &id).await["refunded_minor"], both);
+    let listed =
+        stack.call(Method::GET, &format!("/vendors/refunds/orders/{id}/units")).token(&shop.owner).send().await;
+    let statuses: Vec<&str> =
+        listed.json["items"].as_array().unwrap().iter().map(|u| u["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["cancelled", "cancelled", "awaiting_address", "ready"]);
+
+    // A refund Stripe fails releases its unit as it was.
+    let failing = refund(json!([3])).await;
+    failing.assert_status(201);
+    let failing_id = failing.json["stripe_refund_id"].as_str().unwrap().to_owned();
+    let event = stack.stripe.update_refund(&failing_id, "failed").unwrap().to_string();
+    shop.deliver(&stack, event.as_bytes(), &shop.webhook_secret, now()).await.assert_status(200);
+    let listed =
+        stack.call(Method::GET, &format!("/vendors/refunds/orders/{id}/units")).token(&shop.owner).send().await;
+    assert_eq!(listed.json["items"][2]["status"], "awaiting_address");
+    assert_eq!(listed.json["items"][2]["refund_id"], Value::Null);
+
+    // Stripe answering 500 twice: the client retries with the same idempotency key, and
+    // Stripe refunds once.
+    stack.stripe.set_refund_status("succeeded");
+    stack.stripe.fail_next(2, 500);
+    let retried = refund(json!([4])).await;
+    retried.assert_status(201);
+    assert_eq!(retried.json["status"], "succeeded");
+    let refund_posts: Vec<_> = stack.stripe.requests().into_iter().filter(|r| r.path == "/v1/refunds").collect();
+    let last_key = refund_posts.last().unwrap().idempotency_key.clone();
+    assert_eq!(refund_posts.iter().filter(|r| r.idempotency_key == last_key).count(), 3, "two failures, one success");
+    let succeeded: i64 = stack
+        .stripe
+        .refunds()
+        .iter()
+        .filter(|r| r["status"] == "succeeded")
+        .map(|r| r["amount"].as_i64().unwrap())
+        .sum();
+    let order = shop.order(&stack, &id).await;
+    assert_eq!(order["refunded_minor"], succeeded, "Bestow's refunded amount is Stripe's to the minor unit");
+    assert_eq!(succeeded, both + units[3]["amount_minor"].as_i64().unwrap());
+
+    // charge.refunded is recorded for reconciliation.
+    let pi = order["payment_intent_id"].as_str().unwrap();
+    let charge = stack.stripe.charge_refunded_event(pi).unwrap().to_string();
+    let recorded = shop.deliver(&stack, charge.as_bytes(), &shop.webhook_secret, now()).await;
+    recorded.assert_status(200);
+    assert!(recorded.json["outcome"].as_str().unwrap().contains(&format!("refunded {succeeded}")), "{}", recorded.text);
+}
