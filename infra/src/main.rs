@@ -5,6 +5,7 @@
 //!   bestow-local token <role> [vendor] mint a dev token for the running stack
 //!   bestow-local openapi              print the OpenAPI document
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,13 +17,17 @@ use bestow_infra::{InfraError, demo, seed};
 
 const STACK_PREFIX: &str = "bestow-local";
 const TOKEN_TTL_SECONDS: i64 = 12 * 3600;
+/// The demo vendor's Stripe keys, as `seed::seed_demo` stores them.
+const DEMO_STRIPE_SECRET_KEY: &str = "sk_test_localdemo000000";
+const DEMO_WEBHOOK_SECRET: &str = "whsec_localdemo000000";
 
 fn key_file() -> PathBuf {
     workspace_root().join(".local").join("dev-jwt-key")
 }
 
 async fn up(port: u16) -> Result<(), InfraError> {
-    // Stripe, played locally: checkouts create PaymentIntents in it, `bestow-ops stripe` pays them.
+    // Stripe, played locally: checkouts create PaymentIntents in it, confirming one (as Stripe.js
+    // would) pays it, and its webhooks come back to the API below, signed with the vendor's secret.
     let stripe = bestow_infra::fakes::stripe::StripeFake::start().await?;
     let stack = LocalStack::provision(StackOptions {
         prefix: STACK_PREFIX.to_owned(),
@@ -48,21 +53,29 @@ async fn up(port: u16) -> Result<(), InfraError> {
     let documents = names.bucket("DocumentsBucket").unwrap_or("bestow-local-documentsbucket").to_owned();
     let seeded = seed::seed_demo(&gateway, &documents).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    stripe.deliver_webhooks(
+        &format!("http://127.0.0.1:{port}/webhooks/stripe/"),
+        BTreeMap::from([(demo::VENDOR_ID.to_owned(), DEMO_WEBHOOK_SECRET.to_owned())]),
+    );
     let pollers = stack.spawn_pollers();
+    // The template's schedules (hourly); BESTOW_SCHEDULE_SECONDS runs them more often.
+    let schedule_seconds = std::env::var("BESTOW_SCHEDULE_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3600);
+    let schedules = stack.spawn_schedules(std::time::Duration::from_secs(schedule_seconds));
     // From here on, every request logs its JSON line, as the functions do in Lambda.
     bestow::telemetry::init();
     let admin =
         keys.issue(&DevUser { sub: demo::PLATFORM_ADMIN, group: "platform_admin", vendor_id: None }, TOKEN_TTL_SECONDS);
     let owner =
         keys.issue(&DevUser { sub: demo::OWNER, group: "owner", vendor_id: Some(demo::VENDOR_ID) }, TOKEN_TTL_SECONDS);
+    let stripe_base = stripe.base_url();
     println!(
-        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  queues     {} (workers polling: {})\n  mail       SMTP sink on 127.0.0.1:2525, messages in .local/mail/\n  stripe     local Stripe fake at {}\n  webhooks   POST http://127.0.0.1:{port}/webhooks/stripe/<vendor id>\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
+        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  queues     {} (workers polling: {})\n  mail       SMTP sink on 127.0.0.1:2525, messages in .local/mail/\n  stripe     local Stripe fake at {stripe_base}\n  webhooks   POST http://127.0.0.1:{port}/webhooks/stripe/<vendor id>  (events for {} arrive by themselves, signed)\n  pay        curl -s -u {DEMO_STRIPE_SECRET_KEY}: -d payment_method=pm_card_visa {stripe_base}/v1/payment_intents/<pi id>/confirm\n             (<pi id>: the order's payment_intent_id; pm_card_chargeDeclined declines)\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
         bestow::routes::ALL.len(),
         names.table,
         names.buckets.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>().join(", "),
         names.queues.iter().map(|(_, q)| q.as_str()).collect::<Vec<_>>().join(", "),
         pollers.len(),
-        stripe.base_url(),
+        demo::VENDOR_ID,
         demo::VENDOR_ID,
         if seeded { "seeded now" } else { "already there" },
         demo::VENDOR_ID,
@@ -72,7 +85,7 @@ async fn up(port: u16) -> Result<(), InfraError> {
         served = gateway.serve(listener) => served?,
         _ = tokio::signal::ctrl_c() => println!("stopping"),
     }
-    pollers.iter().for_each(|poller| poller.abort());
+    pollers.iter().chain(&schedules).for_each(|task| task.abort());
     Ok(())
 }
 

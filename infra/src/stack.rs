@@ -74,6 +74,28 @@ impl LocalStack {
         env
     }
 
+    /// Runs every scheduled function every `period` (EventBridge Scheduler's part), first
+    /// after one period.
+    pub fn spawn_schedules(&self, period: std::time::Duration) -> Vec<JoinHandle<()>> {
+        bestow::jobs::schedule::ALL
+            .iter()
+            .map(|schedule| {
+                let app = self.app.clone();
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                    loop {
+                        ticks.tick().await;
+                        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                        match (schedule.run)(app.clone(), now).await {
+                            Ok(summary) => tracing::info!(function = schedule.function, %summary, "schedule done"),
+                            Err(error) => tracing::error!(function = schedule.function, %error, "schedule failed"),
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// Starts a poller per worker queue (the SQS event sources).
     pub fn spawn_pollers(&self) -> Vec<JoinHandle<()>> {
         let workers = crate::poller::workers(&self.template, &self.provisioned.queue_urls);
@@ -81,9 +103,12 @@ impl LocalStack {
     }
 }
 
-/// The assets bucket, and the emulator serving its objects as the CDN would (path-style).
+/// The buckets: documents, assets, and the emulator serving assets as the CDN would (path-style).
 fn asset_env(names: &LocalNames) -> std::collections::BTreeMap<String, String> {
     let mut env = std::collections::BTreeMap::new();
+    if let Some(bucket) = names.bucket("DocumentsBucket") {
+        env.insert("BESTOW_DOCUMENTS_BUCKET".to_owned(), bucket.to_owned());
+    }
     if let Some(bucket) = names.bucket("AssetsBucket") {
         env.insert("BESTOW_ASSETS_BUCKET".to_owned(), bucket.to_owned());
         if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {

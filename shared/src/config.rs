@@ -22,6 +22,9 @@ pub struct Config {
     pub endpoint_url: Option<String>,
     /// The bucket of product images (`BESTOW_ASSETS_BUCKET`), for the functions that upload.
     pub assets_bucket: Option<String>,
+    /// The private bucket of documents (packing manifests), downloaded by presigned URL
+    /// (`BESTOW_DOCUMENTS_BUCKET`).
+    pub documents_bucket: Option<String>,
     /// Where the public reads images from (`BESTOW_ASSET_BASE_URL`, e.g. a CDN in front of the
     /// assets bucket); image URLs are `<base>/<key>`. Without it, no URLs are shown.
     pub asset_base_url: Option<String>,
@@ -69,6 +72,7 @@ impl Config {
             secret_cache_ttl: Duration::from_secs(ttl_seconds),
             endpoint_url: lookup("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),
             assets_bucket: lookup("BESTOW_ASSETS_BUCKET").filter(|v| !v.is_empty()),
+            documents_bucket: lookup("BESTOW_DOCUMENTS_BUCKET").filter(|v| !v.is_empty()),
             asset_base_url: lookup("BESTOW_ASSET_BASE_URL")
                 .filter(|v| !v.is_empty())
                 .map(|v| v.trim_end_matches('/').to_owned()),

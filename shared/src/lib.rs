@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod openapi;
 pub mod orders;
+pub mod pdf;
 pub mod routes;
 pub mod store;
 pub mod storefronts;

@@ -62,6 +62,8 @@ pub const ALL: &[&RouteDef] = &[
     &fulfillment::THANK_YOU,
     &fulfillment::LIST_UNITS,
     &fulfillment::FULFIL_UNITS,
+    &fulfillment::CREATE_MANIFEST,
+    &fulfillment::GET_MANIFEST,
 ];
 
 /// Webhook endpoints: each a function with its own function URL (no API Gateway route, no

@@ -12,8 +12,11 @@ async fn split_order(stack: &Stack, shop: &crate::orders::GiftShop, n: usize) ->
     let event = stack.stripe.succeed_payment(order["payment_intent_id"].as_str().unwrap()).unwrap();
     shop.deliver(stack, event.to_string().as_bytes(), &shop.webhook_secret, now()).await.assert_status(200);
     shop.wait_split(stack, &id).await;
-    let units =
-        stack.call(Method::GET, &format!("/vendors/{}/orders/{id}/units", shop.vendor)).token(&shop.owner).send().await;
+    let units = stack
+        .call(Method::GET, &format!("/vendors/{}/orders/{id}/units?limit=100", shop.vendor))
+        .token(&shop.owner)
+        .send()
+        .await;
     (id, units.json["items"].as_array().unwrap().clone())
 }
 
@@ -137,4 +140,123 @@ async fn refunds_follow_stripe_pending_then_succeeded_or_failed_and_retries_refu
     let recorded = shop.deliver(&stack, charge.as_bytes(), &shop.webhook_secret, now()).await;
     recorded.assert_status(200);
     assert!(recorded.json["outcome"].as_str().unwrap().contains(&format!("refunded {succeeded}")), "{}", recorded.text);
+}
+
+#[tokio::test]
+async fn a_packing_manifest_is_rendered_by_a_job_and_downloaded_by_a_presigned_url() {
+    let stack = Stack::start().await;
+    let shop = gift_shop(&stack, "manifest").await;
+    let (id, units) = split_order(&stack, &shop, 60).await;
+    let ready = units.iter().filter(|u| u["status"] == "ready").count();
+    assert_eq!(ready, 40, "recipients with an address given by the buyer");
+
+    let manifest =
+        |body: Value| stack.call(Method::POST, "/vendors/manifest/manifests").token(&shop.staff).json(&body).send();
+    manifest(json!({"unit_ids": ["nope"]})).await.assert_problem(422);
+    let started = manifest(json!({"status": "ready", "order_id": id})).await;
+    started.assert_status(202);
+    let location = started.headers.get("location").unwrap().to_str().unwrap().to_owned();
+    let done = bestow_tests::eventually(60, "the manifest", async || {
+        let reply = stack.call(Method::GET, &location).token(&shop.staff).send().await;
+        (reply.json["status"] == "succeeded").then_some(reply.json)
+    })
+    .await;
+    assert_eq!(done["units"], 40);
+    let url = done["download_url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature") && url.contains("/vendors/manifest/manifests/"), "{url}");
+    let pdf = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-1.4") && pdf.ends_with(b"%%EOF\n"));
+    let text = String::from_utf8_lossy(&pdf);
+    let pages = done["pages"].as_u64().unwrap();
+    assert!(pages >= 2, "40 units take more than a page");
+    assert!(text.contains(&format!("/Count {pages}")));
+    for unit in units.iter().filter(|u| u["status"] == "ready") {
+        let line = format!("{} {} [ready]", unit["id"].as_str().unwrap(), unit["recipient_name"].as_str().unwrap());
+        assert!(text.contains(&line), "{line} is listed");
+    }
+    assert!(text.contains("Gift Box \\227 M"), "the variant's title");
+    assert!(
+        !text.contains(units[2]["id"].as_str().unwrap()),
+        "a unit awaiting its address is not in the ready manifest"
+    );
+
+    // By ids, including one awaiting its address.
+    let picked = manifest(json!({"unit_ids": [units[0]["id"], units[2]["id"]]})).await;
+    picked.assert_status(202);
+    let location = picked.headers.get("location").unwrap().to_str().unwrap().to_owned();
+    let done = bestow_tests::eventually(60, "the second manifest", async || {
+        let reply = stack.call(Method::GET, &location).token(&shop.staff).send().await;
+        (reply.json["status"] == "succeeded").then_some(reply.json)
+    })
+    .await;
+    assert_eq!(done["units"], 2);
+    // Another vendor's staff cannot read it.
+    stack.vendor("manifest-other").await;
+    let other_path = location.replace("/vendors/manifest/", "/vendors/manifest-other/");
+    stack
+        .call(Method::GET, &other_path)
+        .token(&stack.staff("manifest-other", "owner"))
+        .send()
+        .await
+        .assert_problem(404);
+}
+
+#[tokio::test]
+async fn the_hourly_sweep_reminds_once_and_expires_gifts_nobody_claimed() {
+    let stack = Stack::start().await;
+    let shop = gift_shop(&stack, "sweep").await;
+    let (id, units) = split_order(&stack, &shop, 3).await;
+    bestow_tests::eventually(60, "the gifts to be notified", async || {
+        let listed =
+            stack.call(Method::GET, &format!("/vendors/sweep/orders/{id}/units")).token(&shop.owner).send().await;
+        listed.json["items"].as_array().unwrap().iter().all(|u| u["gift"] == "notified").then_some(())
+    })
+    .await;
+    // Nothing is due yet.
+    let scope = bestow::tenancy::guard::job_scope("sweep", "gift_reminders").unwrap();
+    let now = now();
+    let idle = bestow::fulfillment::service::sweep_vendor(&stack.app, &scope, now).await.unwrap();
+    assert_eq!((idle.reminded, idle.expired), (0, 0));
+
+    // Eight days later: every unredeemed recipient is reminded, once.
+    let later = now + 8 * 86_400;
+    let swept = bestow::fulfillment::service::sweep_vendor(&stack.app, &scope, later).await.unwrap();
+    assert_eq!((swept.reminded, swept.expired), (3, 0));
+    let again = bestow::fulfillment::service::sweep_vendor(&stack.app, &scope, later + 3600).await.unwrap();
+    assert_eq!((again.reminded, again.expired), (0, 0), "one reminder per unit");
+    for (i, unit) in units.iter().enumerate() {
+        let to = format!("r{i}@sweep.example");
+        let reminder = bestow_tests::eventually(60, "the reminder", async || {
+            bestow_tests::mail_for(&to).into_iter().find(|m| m["data"].as_str().unwrap().contains("still waiting"))
+        })
+        .await;
+        assert!(reminder["data"].as_str().unwrap().contains(unit["code"].as_str().unwrap()));
+    }
+
+    // Past the expiry (30 days by default): the unit nobody gave an address for expires and
+    // will not ship; its link is gone; units with the buyer's address still ship.
+    let expired = bestow::fulfillment::service::sweep_vendor(&stack.app, &scope, now + 31 * 86_400).await.unwrap();
+    assert_eq!((expired.reminded, expired.expired), (0, 1));
+    let listed = stack.call(Method::GET, &format!("/vendors/sweep/orders/{id}/units")).token(&shop.owner).send().await;
+    let states: Vec<(&str, &str)> = listed.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["status"].as_str().unwrap(), u["gift"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("ready", "notified"), ("ready", "notified"), ("cancelled", "expired")]);
+    stack.call(Method::GET, &format!("/gifts/{}", units[2]["code"].as_str().unwrap())).send().await.assert_problem(404);
+    // The buyer can be refunded for it.
+    stack
+        .call(Method::POST, &format!("/vendors/sweep/orders/{id}/refunds"))
+        .token(&shop.owner)
+        .json(&json!({"unit_numbers": [3]}))
+        .send()
+        .await
+        .assert_status(201);
+
+    // The schedule itself fans out one job per active vendor.
+    let summary =
+        (bestow::jobs::schedule::by_function("gift-sweep").unwrap().run)(stack.app.clone(), now).await.unwrap();
+    assert_eq!(summary["vendors"], 1);
 }

@@ -219,6 +219,23 @@ pub async fn catalog_ids(stack: &Stack, vendor: &str, owner: &str) -> std::colle
         .await;
     order.assert_status(201);
     let order = order.json["order"]["id"].as_str().unwrap().to_owned();
+    let manifest = stack
+        .call(Method::POST, &format!("/vendors/{vendor}/manifests"))
+        .token(owner)
+        .json(&json!({"status": "ready"}))
+        .send()
+        .await;
+    manifest.assert_status(202);
+    let manifest = manifest.json["id"].as_str().unwrap().to_owned();
+    // Done before the caller looks: the job writes the vendor's items.
+    let manifest_path = format!("/vendors/{vendor}/manifests/{manifest}");
+    bestow_tests::eventually(60, "the fixture's manifest", async || {
+        let reply = stack.call(Method::GET, &manifest_path).token(owner).send().await;
+        (reply.json["status"] == "succeeded").then_some(())
+    })
+    .await;
+    // The worker records the job's idempotency outcome just after the job resource.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     [
         ("productId", product),
         ("variantId", variant),
@@ -226,6 +243,7 @@ pub async fn catalog_ids(stack: &Stack, vendor: &str, owner: &str) -> std::colle
         ("storefrontId", storefront),
         ("imageId", image),
         ("orderId", order),
+        ("manifestId", manifest),
     ]
     .into()
 }

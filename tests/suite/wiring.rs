@@ -34,6 +34,7 @@ fn template_binaries_events_and_routes_match_both_ways() {
         .map(|r| r.function.to_owned())
         .chain(bestow::routes::WEBHOOKS.iter().map(|r| r.function.to_owned()))
         .chain(bestow::jobs::registry::ALL.iter().map(|w| w.function.to_owned()))
+        .chain(bestow::jobs::schedule::ALL.iter().map(|s| s.function.to_owned()))
         .collect();
     assert_eq!(in_template.len(), functions.len(), "one binary per function");
     assert_eq!(in_template, binaries, "template functions vs functions/src/bin");
@@ -49,6 +50,16 @@ fn template_binaries_events_and_routes_match_both_ways() {
             continue;
         }
         assert_eq!(function.function_url, None, "{} is not a webhook", function.logical_id);
+        let events = template.root()["Resources"][function.logical_id.as_str()]["Properties"]["Events"].clone();
+        let scheduled =
+            events.as_mapping().is_some_and(|m| m.values().any(|e| e["Type"].as_str() == Some("ScheduleV2")));
+        if bestow::jobs::schedule::by_function(&function.binary).is_some() {
+            // A scheduled function: EventBridge Scheduler invokes it; it has no other trigger.
+            assert!(scheduled, "{} has a ScheduleV2 event", function.logical_id);
+            assert_eq!(function.http, None, "{}", function.logical_id);
+            continue;
+        }
+        assert!(!scheduled, "{} is scheduled but not in the schedule list", function.logical_id);
         match bestow::routes::by_function(&function.binary) {
             Some(route) => assert_eq!(
                 function.http,

@@ -1,25 +1,53 @@
 //! A local HTTP fake of the Stripe API (<https://docs.stripe.com/api>): PaymentIntents and
 //! Refunds over form-encoded requests, with Stripe's JSON shapes, errors, API-key check and
-//! idempotency keys. What Stripe does asynchronously (a customer paying, a refund settling)
-//! the test triggers itself, and gets the Event that Stripe's webhook would carry.
+//! idempotency keys. A PaymentIntent is paid as Stripe.js pays it, by confirming it with one of
+//! Stripe's test payment methods (`pm_card_visa`, `pm_card_chargeDeclined`, …); what Stripe does
+//! on its own (a refund settling) the test triggers itself. Each helper returns the Event that
+//! Stripe's webhook would carry; after [`StripeFake::deliver_webhooks`], the fake also POSTs
+//! its events to the vendor's endpoint, signed, as Stripe does.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use rand::Rng;
 use serde_json::{Map, Value, json};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 const API_VERSION: &str = "2024-06-20";
+
+/// The `User-Agent` of Stripe's webhook requests.
+const WEBHOOK_USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
+/// How long the endpoint has to answer one delivery attempt.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The waits before each retry of a failed delivery (Stripe's own back-off, in seconds
+/// rather than hours).
+const WEBHOOK_RETRY_WAITS: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)];
 
 /// A running fake: serves on a loopback port until dropped.
 pub struct StripeFake {
     base_url: String,
     state: Arc<Mutex<State>>,
     server: JoinHandle<std::io::Result<()>>,
+    /// The runtime the fake was started on, which delivers the webhooks.
+    runtime: Handle,
+}
+
+/// One webhook delivery attempt (a failed delivery is retried: one record per attempt).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub event_id: String,
+    pub event_type: String,
+    pub url: String,
+    /// The endpoint's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// Why there was no answer (connection refused, timeout, …).
+    pub error: Option<String>,
 }
 
 /// One request as the fake received it.
@@ -54,6 +82,24 @@ struct State {
     refund_status: String,
     /// Keyed by (secret key, idempotency key).
     idempotent: HashMap<(String, String), Saved>,
+    /// Where events go, once `deliver_webhooks` was called.
+    webhooks: Option<Webhooks>,
+    /// Events created under the lock, sent once it is released.
+    outbox: Vec<Outgoing>,
+    deliveries: Vec<Delivery>,
+}
+
+struct Webhooks {
+    endpoint_base: String,
+    /// Vendor id → signing secret (`whsec_…`).
+    secrets: BTreeMap<String, String>,
+}
+
+/// An event on its way to a vendor's endpoint.
+struct Outgoing {
+    event: Value,
+    url: String,
+    secret: String,
 }
 
 /// A Stripe error; `saved` is false for parameter validation, which Stripe does not store
@@ -66,11 +112,22 @@ struct ApiError {
     param: Option<String>,
     message: String,
     saved: bool,
+    /// More fields of the error object (`decline_code`, `payment_intent`, …).
+    extra: Map<String, Value>,
 }
 
 impl ApiError {
     fn new(status: u16, kind: &'static str, message: String) -> Self {
-        Self { status, kind, code: None, param: None, message, saved: true }
+        Self { status, kind, code: None, param: None, message, saved: true, extra: Map::new() }
+    }
+
+    /// `payment_intent_unexpected_state`, with the PaymentIntent as it stands.
+    fn unexpected_state(intent: &Value, message: &str) -> Self {
+        Self {
+            code: Some("payment_intent_unexpected_state"),
+            extra: Map::from_iter([("payment_intent".to_owned(), intent.clone())]),
+            ..Self::new(400, "invalid_request_error", message.to_owned())
+        }
     }
 
     fn invalid(param: &str, code: Option<&'static str>, message: String) -> Self {
@@ -104,6 +161,7 @@ impl ApiError {
         if let Some(param) = &self.param {
             error.insert("param".into(), json!(param));
         }
+        error.extend(self.extra.clone());
         pretty(&json!({ "error": error }))
     }
 }
@@ -117,7 +175,26 @@ impl StripeFake {
         let shared = Arc::clone(&state);
         let handler = move |req| handle(Arc::clone(&shared), req);
         let server = tokio::spawn(crate::loopback::serve(listener, Arc::new(handler)));
-        Ok(StripeFake { base_url, state, server })
+        Ok(StripeFake { base_url, state, server, runtime: Handle::current() })
+    }
+
+    /// Sends every event the fake creates from now on to `<endpoint_base><vendor id>` (the vendor
+    /// taken from the object's `metadata.bestow_vendor`), signed with that vendor's secret from
+    /// `secrets` (vendor id → `whsec_…`); vendors without a secret get nothing.
+    ///
+    /// Those events are `payment_intent.succeeded` / `payment_intent.payment_failed` (confirm,
+    /// `succeed_payment`, `fail_payment`), `charge.refunded` (a refund created succeeded) and
+    /// `refund.updated` (`update_refund`). Each one is POSTed on its own task once the request
+    /// that created it is answered, with Stripe's headers and a `Stripe-Signature` made at
+    /// sending time; a connection error or a non-2xx answer is retried after 1, 2 and 4 s.
+    /// Every attempt is recorded in [`StripeFake::deliveries`].
+    pub fn deliver_webhooks(&self, endpoint_base: &str, secrets: BTreeMap<String, String>) {
+        self.lock().webhooks = Some(Webhooks { endpoint_base: endpoint_base.to_owned(), secrets });
+    }
+
+    /// Every webhook delivery attempt so far, in the order they ended.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.lock().deliveries.clone()
     }
 
     /// The fake's root, e.g. `http://127.0.0.1:PORT` (no trailing slash): use it as the API base.
@@ -158,90 +235,62 @@ impl StripeFake {
 
     /// Marks the PaymentIntent succeeded (creates its charge `latest_charge`, amount_received =
     /// amount) and returns the `payment_intent.succeeded` Event JSON. Already succeeded: the
-    /// Event again, unchanged.
+    /// Event again, unchanged (and not delivered again).
     pub fn succeed_payment(&self, pi_id: &str) -> Option<Value> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let intent = state.intents.iter_mut().find(|i| i["id"] == pi_id)?;
-        if intent["status"] != "succeeded" {
-            let payment_method = stripe_id("pm_1");
-            let charge = charge(intent, "succeeded", &payment_method);
-            intent["status"] = json!("succeeded");
-            intent["amount_received"] = intent["amount"].clone();
-            intent["latest_charge"] = charge["id"].clone();
-            intent["payment_method"] = json!(payment_method);
-            intent["last_payment_error"] = Value::Null;
-            state.charges.push(charge);
-        }
-        Some(self.event("payment_intent.succeeded", intent.clone()))
+        self.apply(|state| state.succeed(pi_id))
     }
 
     /// Marks it failed (last_payment_error with a card_declined decline, and a failed charge)
     /// and returns `payment_intent.payment_failed`. None if unknown or already succeeded.
     pub fn fail_payment(&self, pi_id: &str) -> Option<Value> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let intent = state.intents.iter_mut().find(|i| i["id"] == pi_id && i["status"] != "succeeded")?;
-        let payment_method = stripe_id("pm_1");
-        let charge = charge(intent, "failed", &payment_method);
-        intent["status"] = json!("requires_payment_method");
-        intent["latest_charge"] = charge["id"].clone();
-        intent["payment_method"] = Value::Null;
-        intent["last_payment_error"] = json!({
-            "charge": charge["id"],
-            "code": "card_declined",
-            "decline_code": "generic_decline",
-            "doc_url": "https://stripe.com/docs/error-codes/card-declined",
-            "message": "Your card was declined.",
-            "payment_method": { "id": payment_method, "object": "payment_method", "type": "card" },
-            "type": "card_error",
-        });
-        state.charges.push(charge);
-        Some(self.event("payment_intent.payment_failed", intent.clone()))
+        self.apply(|state| state.decline(pi_id))
     }
 
     /// Sets a refund's status (e.g. pending → succeeded or failed) and returns the
     /// `refund.updated` Event JSON.
     pub fn update_refund(&self, refund_id: &str, status: &str) -> Option<Value> {
-        let mut state = self.lock();
-        let refund = state.refunds.iter_mut().find(|r| r["id"] == refund_id)?;
-        refund["status"] = json!(status);
-        if status == "failed" {
-            refund["failure_reason"] = json!("unknown");
-        }
-        Some(self.event("refund.updated", refund.clone()))
+        self.apply(|state| {
+            let refund = state.refunds.iter_mut().find(|r| r["id"] == refund_id)?;
+            refund["status"] = json!(status);
+            if status == "failed" {
+                refund["failure_reason"] = json!("unknown");
+            }
+            let refund = refund.clone();
+            Some(state.emit("refund.updated", refund))
+        })
     }
 
     /// The `charge.refunded` Event for a PaymentIntent's charge, as it stands now
-    /// (amount_refunded = sum of succeeded refunds, refunded = fully refunded).
+    /// (amount_refunded = sum of succeeded refunds, refunded = fully refunded). Not delivered:
+    /// the fake delivers it itself when a refund is created succeeded.
     pub fn charge_refunded_event(&self, pi_id: &str) -> Option<Value> {
-        let mut state = self.lock();
-        let charge_id = state.intents.iter().find(|i| i["id"] == pi_id)?["latest_charge"].as_str()?.to_owned();
-        let refunded = refunded_sum(&state.refunds, pi_id, |status| status == "succeeded");
-        let charge = state.charges.iter_mut().find(|c| c["id"] == charge_id.as_str() && c["status"] == "succeeded")?;
-        charge["amount_refunded"] = json!(refunded);
-        charge["refunded"] = json!(refunded >= charge["amount"].as_i64().unwrap_or(0));
-        Some(self.event("charge.refunded", charge.clone()))
+        let charge = self.lock().refund_charge(pi_id)?;
+        Some(event("charge.refunded", charge))
     }
 
     /// A realistic Event envelope around any object.
     pub fn event(&self, event_type: &str, object: Value) -> Value {
-        json!({
-            "id": stripe_id("evt_3"),
-            "object": "event",
-            "api_version": API_VERSION,
-            "created": now(),
-            "data": { "object": object },
-            "livemode": false,
-            "pending_webhooks": 1,
-            "request": { "id": null, "idempotency_key": null },
-            "type": event_type,
-        })
+        event(event_type, object)
+    }
+
+    /// Runs `change` on the state, then sends the events it created, once the lock is released.
+    fn apply<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
+        let (result, outbox) = {
+            let mut state = self.lock();
+            let result = change(&mut state);
+            (result, std::mem::take(&mut state.outbox))
+        };
+        send(&self.runtime, &self.state, outbox);
+        result
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Drop for StripeFake {
@@ -265,7 +314,12 @@ async fn handle(state: Arc<Mutex<State>>, req: http::Request<Incoming>) -> http:
         secret_key: header("authorization").as_deref().and_then(api_key),
         form,
     };
-    let (status, body, replayed) = state.lock().unwrap_or_else(|p| p.into_inner()).serve(request);
+    let (status, body, replayed, outbox) = {
+        let mut state = lock(&state);
+        let (status, body, replayed) = state.serve(request);
+        (status, body, replayed, std::mem::take(&mut state.outbox))
+    };
+    send(&Handle::current(), &state, outbox);
     let mut response = http::Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
@@ -336,6 +390,7 @@ impl State {
                 .find(|i| i["id"] == *id)
                 .cloned()
                 .ok_or_else(|| ApiError::no_such("payment_intent", "intent", id)),
+            ("POST", ["", "v1", "payment_intents", id, "confirm"]) => self.confirm_intent(id, &req.form),
             ("POST", ["", "v1", "refunds"]) => self.create_refund(&req.form),
             _ => Err(ApiError::new(
                 404,
@@ -397,6 +452,116 @@ impl State {
         Ok(intent)
     }
 
+    /// `POST /v1/payment_intents/{id}/confirm` with one of Stripe's test payment methods
+    /// (<https://docs.stripe.com/testing#cards>): `pm_card_*` succeeds, except the declining
+    /// `pm_card_chargeDeclined*` / `pm_card_visa_chargeDeclined`, all answered as a generic
+    /// decline (402 `card_error`).
+    fn confirm_intent(&mut self, id: &str, form: &[(String, String)]) -> Result<Value, ApiError> {
+        // Confirm takes no metadata, unlike the creating calls.
+        if let Some((k, _)) = form.iter().find(|(k, _)| k.starts_with("metadata[")) {
+            return Err(ApiError::invalid(k, Some("parameter_unknown"), format!("Received unknown parameter: {k}")));
+        }
+        check_params(form, &["payment_method", "return_url"])?;
+        let intent = self.intents.iter().find(|i| i["id"] == id);
+        let intent = intent.ok_or_else(|| ApiError::no_such("payment_intent", "intent", id))?;
+        if intent["status"] == "succeeded" {
+            let message = "You cannot confirm this PaymentIntent because it has already succeeded after being \
+                previously confirmed.";
+            return Err(ApiError::unexpected_state(intent, message));
+        }
+        let Some(payment_method) = param(form, "payment_method") else {
+            let message = "You cannot confirm this PaymentIntent because it's missing a payment method. You can \
+                either update the PaymentIntent with a payment method and then confirm it again, or confirm it \
+                again directly with a payment method.";
+            return Err(ApiError::unexpected_state(intent, message));
+        };
+        let Some(card) = payment_method.strip_prefix("pm_card_") else {
+            let missing = ApiError::no_such("PaymentMethod", "payment_method", payment_method);
+            return Err(ApiError { status: 400, ..missing });
+        };
+        let unknown = || ApiError::no_such("payment_intent", "intent", id);
+        if !card.starts_with("chargeDeclined") && !card.ends_with("_chargeDeclined") {
+            return self.succeed(id).map(|event| event["data"]["object"].clone()).ok_or_else(unknown);
+        }
+        // Stripe's card_error: the intent's last_payment_error, with the intent itself.
+        let event = self.decline(id).ok_or_else(unknown)?;
+        let intent = &event["data"]["object"];
+        let mut extra = intent["last_payment_error"].as_object().cloned().unwrap_or_default();
+        let message = extra.remove("message").and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_default();
+        for known in ["code", "doc_url", "type"] {
+            extra.remove(known);
+        }
+        extra.insert("payment_intent".to_owned(), intent.clone());
+        Err(ApiError { code: Some("card_declined"), extra, ..ApiError::new(402, "card_error", message) })
+    }
+
+    /// Marks the PaymentIntent succeeded and returns its `payment_intent.succeeded` Event,
+    /// delivered when the status changed. None if unknown.
+    fn succeed(&mut self, pi_id: &str) -> Option<Value> {
+        let intent = self.intents.iter_mut().find(|i| i["id"] == pi_id)?;
+        if intent["status"] == "succeeded" {
+            return Some(event("payment_intent.succeeded", intent.clone()));
+        }
+        let payment_method = stripe_id("pm_1");
+        let charge = charge(intent, "succeeded", &payment_method);
+        intent["status"] = json!("succeeded");
+        intent["amount_received"] = intent["amount"].clone();
+        intent["latest_charge"] = charge["id"].clone();
+        intent["payment_method"] = json!(payment_method);
+        intent["last_payment_error"] = Value::Null;
+        let intent = intent.clone();
+        self.charges.push(charge);
+        Some(self.emit("payment_intent.succeeded", intent))
+    }
+
+    /// Declines a payment (a generic card decline, with its failed charge) and returns the
+    /// `payment_intent.payment_failed` Event. None if unknown or already succeeded.
+    fn decline(&mut self, pi_id: &str) -> Option<Value> {
+        let intent = self.intents.iter_mut().find(|i| i["id"] == pi_id && i["status"] != "succeeded")?;
+        let payment_method = stripe_id("pm_1");
+        let charge = charge(intent, "failed", &payment_method);
+        intent["status"] = json!("requires_payment_method");
+        intent["latest_charge"] = charge["id"].clone();
+        intent["payment_method"] = Value::Null;
+        intent["last_payment_error"] = json!({
+            "charge": charge["id"],
+            "code": "card_declined",
+            "decline_code": "generic_decline",
+            "doc_url": "https://stripe.com/docs/error-codes/card-declined",
+            "message": "Your card was declined.",
+            "payment_method": { "id": payment_method, "object": "payment_method", "type": "card" },
+            "type": "card_error",
+        });
+        let intent = intent.clone();
+        self.charges.push(charge);
+        Some(self.emit("payment_intent.payment_failed", intent))
+    }
+
+    /// Brings a PaymentIntent's succeeded charge up to date with its refunds (amount_refunded =
+    /// sum of succeeded refunds, refunded = fully refunded) and returns it.
+    fn refund_charge(&mut self, pi_id: &str) -> Option<Value> {
+        let charge_id = self.intents.iter().find(|i| i["id"] == pi_id)?["latest_charge"].as_str()?.to_owned();
+        let refunded = refunded_sum(&self.refunds, pi_id, |status| status == "succeeded");
+        let charge = self.charges.iter_mut().find(|c| c["id"] == charge_id.as_str() && c["status"] == "succeeded")?;
+        charge["amount_refunded"] = json!(refunded);
+        charge["refunded"] = json!(refunded >= charge["amount"].as_i64().unwrap_or(0));
+        Some(charge.clone())
+    }
+
+    /// Creates an Event around `object` and, when webhooks are delivered and the object's
+    /// vendor has a signing secret, queues it for that vendor's endpoint.
+    fn emit(&mut self, event_type: &str, object: Value) -> Value {
+        let event = event(event_type, object);
+        if let Some(webhooks) = &self.webhooks
+            && let Some(vendor) = event["data"]["object"]["metadata"]["bestow_vendor"].as_str()
+            && let Some(secret) = webhooks.secrets.get(vendor)
+        {
+            let url = format!("{}{vendor}", webhooks.endpoint_base);
+            self.outbox.push(Outgoing { event: event.clone(), url, secret: secret.clone() });
+        }
+        event
+    }
+
     fn create_refund(&mut self, form: &[(String, String)]) -> Result<Value, ApiError> {
         check_params(form, &["payment_intent", "amount", "reason"])?;
         let pi_id = param(form, "payment_intent").ok_or_else(|| ApiError::missing("payment_intent"))?;
@@ -443,7 +608,106 @@ impl State {
             "transfer_reversal": null,
         });
         self.refunds.push(refund.clone());
+        // A refund that succeeds at once refunds the charge now; a pending one, when it settles.
+        if self.refund_status == "succeeded"
+            && let Some(charge) = self.refund_charge(pi_id)
+        {
+            self.emit("charge.refunded", charge);
+        }
         Ok(refund)
+    }
+}
+
+/// A realistic Event envelope around any object.
+fn event(event_type: &str, object: Value) -> Value {
+    json!({
+        "id": stripe_id("evt_3"),
+        "object": "event",
+        "api_version": API_VERSION,
+        "created": now(),
+        "data": { "object": object },
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "type": event_type,
+    })
+}
+
+/// Sends each event on a task of its own, as Stripe does.
+fn send(runtime: &Handle, state: &Arc<Mutex<State>>, outbox: Vec<Outgoing>) {
+    for outgoing in outbox {
+        runtime.spawn(deliver(Arc::clone(state), outgoing));
+    }
+}
+
+/// Delivers one event, signed anew at each attempt: retried after 1, 2 and 4 s while the
+/// endpoint cannot be reached or does not answer 2xx. Every attempt is recorded.
+async fn deliver(state: Arc<Mutex<State>>, outgoing: Outgoing) {
+    let Outgoing { event, url, secret } = outgoing;
+    let body = pretty(&event);
+    let text = |key: &str| event[key].as_str().unwrap_or_default().to_owned();
+    let (event_id, event_type) = (text("id"), text("type"));
+    let waits = std::iter::once(Duration::ZERO).chain(WEBHOOK_RETRY_WAITS);
+    for (attempt, wait) in waits.enumerate() {
+        tokio::time::sleep(wait).await;
+        let signature = bestow::integrations::stripe::signature_header(body.as_bytes(), now(), &secret);
+        let answer = post(&url, &body, &signature).await;
+        let delivered = matches!(answer, Ok(200..=299));
+        let (status, error) = match answer {
+            Ok(status) => (Some(status), None),
+            Err(error) => (None, Some(error)),
+        };
+        if delivered {
+            tracing::info!(%event_id, %event_type, %url, ?status, "stripe fake: webhook delivered");
+        } else {
+            tracing::warn!(%event_id, %event_type, %url, ?status, ?error, attempt, "stripe fake: webhook failed");
+        }
+        let delivery =
+            Delivery { event_id: event_id.clone(), event_type: event_type.clone(), url: url.clone(), status, error };
+        lock(&state).deliveries.push(delivery);
+        if delivered {
+            return;
+        }
+    }
+}
+
+/// POSTs a webhook over a plain HTTP/1.1 connection to an `http://host:port/path` URL: the
+/// answer's status, or why there was none.
+async fn post(url: &str, body: &str, signature: &str) -> Result<u16, String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| format!("not an http:// URL: {url}"))?;
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |slash| rest.split_at(slash));
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {WEBHOOK_USER_AGENT}\r\n\
+         Content-Type: application/json; charset=utf-8\r\nStripe-Signature: {signature}\r\n\
+         Accept: */*; q=0.5, application/xml\r\nCache-Control: no-cache\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut response = Vec::new();
+    let exchange = async {
+        let mut stream = TcpStream::connect(authority).await?;
+        stream.write_all(request.as_bytes()).await?;
+        // Read until the endpoint closes the connection (it was asked to, after its answer).
+        let mut chunk = [0; 4096];
+        loop {
+            match stream.read(&mut chunk).await? {
+                0 => return Ok::<_, std::io::Error>(()),
+                n => response.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(WEBHOOK_TIMEOUT, exchange).await;
+    // An answer counts even if the connection then ends badly or stays open.
+    let status_line = response.split(|&b| b == b'\n').next().filter(|_| response.contains(&b'\n'));
+    let status = status_line
+        .map(String::from_utf8_lossy)
+        .filter(|line| line.starts_with("HTTP/"))
+        .and_then(|line| line.split(' ').nth(1)?.parse::<u16>().ok());
+    match (status, outcome) {
+        (Some(status), _) => Ok(status),
+        (None, Ok(Ok(()))) => Err("the connection closed without an HTTP answer".to_owned()),
+        (None, Ok(Err(error))) => Err(error.to_string()),
+        (None, Err(_)) => Err(format!("no answer within {} s", WEBHOOK_TIMEOUT.as_secs())),
     }
 }
 
@@ -592,6 +856,10 @@ fn pretty(value: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use bestow::integrations::stripe::verify_webhook;
     use serde_json::Value;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -634,6 +902,59 @@ mod tests {
         let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
         let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
         Answer { status, headers: head.to_ascii_lowercase(), body: body.to_owned() }
+    }
+
+    /// A new PaymentIntent of 2500 EUR, with `extra` form parameters: its id.
+    async fn create_intent(fake: &StripeFake, extra: &str) -> String {
+        let created =
+            call(fake, "POST", "/v1/payment_intents", KEY, None, &format!("amount=2500&currency=eur{extra}")).await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        created.json()["id"].as_str().expect("an id").to_owned()
+    }
+
+    async fn confirm(fake: &StripeFake, id: &str, form: &str, idempotency: Option<&str>) -> Answer {
+        call(fake, "POST", &format!("/v1/payment_intents/{id}/confirm"), KEY, idempotency, form).await
+    }
+
+    /// A webhook endpoint on a loopback port: answers one request per status of `statuses`, in
+    /// turn, and hands each request over as (head, body). Its URL ends in `/webhooks/stripe/`.
+    async fn endpoint(statuses: Vec<u16>) -> (String, tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/webhooks/stripe/", listener.local_addr().expect("an address"));
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            for status in statuses {
+                let (mut stream, _) = listener.accept().await.expect("accept");
+                let mut raw = Vec::new();
+                let mut chunk = [0; 4096];
+                let mut head: Option<(String, usize)> = None;
+                while head.as_ref().is_none_or(|(_, length)| raw.len() < *length) {
+                    let n = stream.read(&mut chunk).await.expect("read");
+                    assert!(n > 0, "the request ended early");
+                    raw.extend_from_slice(&chunk[..n]);
+                    if head.is_none()
+                        && let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n")
+                    {
+                        let text = String::from_utf8_lossy(&raw[..end]).into_owned();
+                        let length = header(&text, "content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+                        raw.drain(..end + 4);
+                        head = Some((text, length));
+                    }
+                }
+                let answer = format!("HTTP/1.1 {status} Whatever\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                stream.write_all(answer.as_bytes()).await.expect("answer");
+                let _ = sender.send((head.map(|(text, _)| text).unwrap_or_default(), raw));
+            }
+        });
+        (url, receiver)
+    }
+
+    /// A header's value in a request head (names are case-insensitive).
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
     }
 
     #[tokio::test]
@@ -743,5 +1064,180 @@ mod tests {
         assert!(super::check_params(&form, &["a", "b[x]", "c", "d", "e"]).is_ok());
         let unknown = super::check_params(&form, &["a"]).unwrap_err();
         assert_eq!((unknown.code, unknown.param.as_deref()), (Some("parameter_unknown"), Some("b[x]")));
+    }
+
+    #[tokio::test]
+    async fn fakes_stripe_confirm_pays_declines_and_refuses() {
+        let fake = StripeFake::start().await.expect("start");
+        let id = create_intent(&fake, "").await;
+        let form = "payment_method=pm_card_visa&return_url=https%3A%2F%2Fshop.example%2Fdone&expand[]=latest_charge";
+        let paid = confirm(&fake, &id, form, Some("c1")).await;
+        assert_eq!(paid.status, 200, "{}", paid.body);
+        let intent = paid.json();
+        assert_eq!((intent["status"].as_str(), intent["amount_received"].as_i64()), (Some("succeeded"), Some(2500)));
+        assert!(intent["latest_charge"].as_str().unwrap().starts_with("ch_3"));
+        assert!(intent["payment_method"].as_str().unwrap().starts_with("pm_1"));
+        assert_eq!(fake.payment_intent(&id).unwrap(), intent);
+        let replay = confirm(&fake, &id, form, Some("c1")).await;
+        assert_eq!((replay.status, &replay.body), (200, &paid.body));
+        assert!(replay.headers.contains("idempotent-replayed: true"));
+        let again = confirm(&fake, &id, "payment_method=pm_card_visa", None).await;
+        assert_eq!(again.status, 400);
+        let error = &again.json()["error"];
+        assert_eq!(
+            (error["type"].as_str(), error["code"].as_str()),
+            (Some("invalid_request_error"), Some("payment_intent_unexpected_state"))
+        );
+        assert_eq!(error["payment_intent"], intent);
+        assert!(error["message"].as_str().unwrap().contains("already succeeded"));
+        // The helper agrees: already succeeded, nothing changes.
+        assert_eq!(fake.succeed_payment(&id).unwrap()["data"]["object"], intent);
+
+        let declining = create_intent(&fake, "").await;
+        for card in ["pm_card_visa_chargeDeclined", "pm_card_chargeDeclined"] {
+            let declined = confirm(&fake, &declining, &format!("payment_method={card}"), None).await;
+            assert_eq!(declined.status, 402, "{}", declined.body);
+            let error = &declined.json()["error"];
+            assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("card_error"), Some("card_declined")));
+            assert_eq!(error["decline_code"], "generic_decline");
+            assert_eq!(error["message"], "Your card was declined.");
+            assert_eq!(error["doc_url"], "https://stripe.com/docs/error-codes/card-declined");
+            assert!(error["charge"].as_str().unwrap().starts_with("ch_3"));
+            assert_eq!(error["payment_intent"], fake.payment_intent(&declining).unwrap());
+            assert_eq!(error["payment_intent"]["status"], "requires_payment_method");
+            assert_eq!(error["payment_intent"]["last_payment_error"]["charge"], error["charge"]);
+        }
+        let retried = confirm(&fake, &declining, "payment_method=pm_card_mastercard", None).await.json();
+        assert_eq!((retried["status"].as_str(), &retried["last_payment_error"]), (Some("succeeded"), &Value::Null));
+
+        let waiting = create_intent(&fake, "").await;
+        let no_method = confirm(&fake, &waiting, "", None).await;
+        assert_eq!(
+            (no_method.status, no_method.json()["error"]["code"].as_str()),
+            (400, Some("payment_intent_unexpected_state"))
+        );
+        let unknown = confirm(&fake, &waiting, "payment_method=pm_nope", None).await;
+        let error = &unknown.json()["error"];
+        assert_eq!(
+            (unknown.status, error["code"].as_str(), error["param"].as_str()),
+            (400, Some("resource_missing"), Some("payment_method"))
+        );
+        let metadata = confirm(&fake, &waiting, "payment_method=pm_card_visa&metadata[a]=b", None).await;
+        assert_eq!(metadata.json()["error"]["code"], "parameter_unknown");
+        let missing = confirm(&fake, "pi_nope", "payment_method=pm_card_visa", None).await;
+        assert_eq!((missing.status, missing.json()["error"]["code"].as_str()), (404, Some("resource_missing")));
+        let path = format!("/v1/payment_intents/{waiting}/confirm");
+        let denied = call(&fake, "POST", &path, "pk_test_abcd", None, "payment_method=pm_card_visa").await;
+        assert_eq!(denied.status, 401);
+        assert_eq!(fake.payment_intent(&waiting).unwrap()["status"], "requires_payment_method");
+        // Without deliver_webhooks, nothing is sent anywhere.
+        assert!(fake.deliveries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn fakes_stripe_delivers_signed_webhooks() {
+        const SECRET: &str = "whsec_vendor_one_0123456789";
+        let fake = StripeFake::start().await.expect("start");
+        // The first delivery of payment_intent.succeeded is refused: Stripe retries it.
+        let (url, mut received) = endpoint(vec![200, 503, 200, 200, 200]).await;
+        fake.deliver_webhooks(&url, BTreeMap::from([("vendor-1".to_owned(), SECRET.to_owned())]));
+        let mut next = async || {
+            let request = tokio::time::timeout(Duration::from_secs(10), received.recv()).await;
+            let (head, body) = request.expect("a delivery in time").expect("the endpoint is up");
+            let event: Value = serde_json::from_slice(&body).expect("a JSON event");
+            (head, body, event)
+        };
+
+        // Another vendor's intent, without a signing secret here: its events go nowhere.
+        let other = create_intent(&fake, "&metadata[bestow_vendor]=vendor-2").await;
+        assert_eq!(confirm(&fake, &other, "payment_method=pm_card_visa", None).await.status, 200);
+
+        let id = create_intent(&fake, "&metadata[bestow_vendor]=vendor-1").await;
+        assert_eq!(confirm(&fake, &id, "payment_method=pm_card_chargeDeclined", None).await.status, 402);
+        let (_, _, failed) = next().await;
+        assert_eq!(
+            (failed["type"].as_str(), &failed["data"]["object"]["id"]),
+            (Some("payment_intent.payment_failed"), &Value::from(id.as_str()))
+        );
+
+        assert_eq!(confirm(&fake, &id, "payment_method=pm_card_visa", None).await.status, 200);
+        let (_, refused_body, refused) = next().await;
+        let (head, body, succeeded) = next().await;
+        assert!(head.starts_with("POST /webhooks/stripe/vendor-1 HTTP/1.1\r\n"), "{head}");
+        assert_eq!(header(&head, "content-type"), Some("application/json; charset=utf-8"));
+        assert_eq!(header(&head, "user-agent"), Some("Stripe/1.0 (+https://stripe.com/docs/webhooks)"));
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = header(&head, "stripe-signature");
+        assert!(signature.is_some_and(|s| s.starts_with("t=") && s.contains(",v1=")));
+        assert!(verify_webhook(&body, signature, SECRET, now).is_ok());
+        assert!(verify_webhook(&body, signature, "whsec_someone_else", now).is_err());
+        assert_eq!(succeeded["type"], "payment_intent.succeeded");
+        assert_eq!(succeeded["data"]["object"], fake.payment_intent(&id).unwrap());
+        assert_eq!((refused_body, refused["id"].clone()), (body, succeeded["id"].clone()));
+
+        // A refund that succeeds at once: charge.refunded. A pending one: nothing until it settles.
+        let refund = format!("payment_intent={id}&amount=1000&metadata[bestow_vendor]=vendor-1");
+        assert_eq!(call(&fake, "POST", "/v1/refunds", KEY, None, &refund).await.status, 200);
+        let (_, _, refunded) = next().await;
+        assert_eq!(refunded["type"], "charge.refunded");
+        assert_eq!(
+            (
+                refunded["data"]["object"]["amount_refunded"].as_i64(),
+                refunded["data"]["object"]["metadata"]["bestow_vendor"].as_str()
+            ),
+            (Some(1000), Some("vendor-1"))
+        );
+        fake.set_refund_status("pending");
+        let pending = call(&fake, "POST", "/v1/refunds", KEY, None, &refund).await.json();
+        let updated = fake.update_refund(pending["id"].as_str().unwrap(), "succeeded").unwrap();
+        let (_, _, delivered) = next().await;
+        assert_eq!((delivered["type"].as_str(), &delivered["id"]), (Some("refund.updated"), &updated["id"]));
+
+        // Every attempt is recorded, once the endpoint's answer is read.
+        let mut deliveries = fake.deliveries();
+        for _ in 0..200 {
+            if deliveries.len() == 5 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            deliveries = fake.deliveries();
+        }
+        assert_eq!(deliveries.len(), 5, "{deliveries:?}");
+        assert!(deliveries.iter().all(|d| d.url == format!("{url}vendor-1") && d.error.is_none()));
+        let of = |event: &Value| {
+            let attempts = deliveries.iter().filter(|d| d.event_id == event["id"].as_str().unwrap());
+            attempts.map(|d| (d.event_type.as_str(), d.status)).collect::<Vec<_>>()
+        };
+        assert_eq!(of(&succeeded), [("payment_intent.succeeded", Some(503)), ("payment_intent.succeeded", Some(200))]);
+        assert_eq!(of(&failed), [("payment_intent.payment_failed", Some(200))]);
+        assert_eq!(of(&refunded), [("charge.refunded", Some(200))]);
+        assert_eq!(of(&updated), [("refund.updated", Some(200))]);
+    }
+
+    #[tokio::test]
+    async fn fakes_stripe_records_unreachable_webhook_endpoints() {
+        let fake = StripeFake::start().await.expect("start");
+        // A port that was just free: nothing listens there.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("address");
+        fake.deliver_webhooks(
+            &format!("http://{closed}/hooks/"),
+            BTreeMap::from([("v".to_owned(), "whsec_v".to_owned())]),
+        );
+        let id = create_intent(&fake, "&metadata[bestow_vendor]=v").await;
+        let event = fake.succeed_payment(&id).unwrap();
+        let mut deliveries = fake.deliveries();
+        for _ in 0..200 {
+            if !deliveries.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            deliveries = fake.deliveries();
+        }
+        let first = deliveries.first().expect("an attempt");
+        assert_eq!(
+            (first.event_id.as_str(), first.url.as_str()),
+            (event["id"].as_str().unwrap(), format!("http://{closed}/hooks/v").as_str())
+        );
+        assert!(first.status.is_none() && first.error.is_some(), "{first:?}");
     }
 }

@@ -43,30 +43,6 @@ fn retryable(err: StoreError) -> JobError {
     JobError::Retryable(err.to_string())
 }
 
-/// Creates the job resource with its input and enqueues the job; if the queue refuses, the
-/// job resource says so (failed) and the caller gets a 500.
-async fn start<J: Job, I: serde::Serialize>(
-    app: &App,
-    scope: &TenantScope,
-    job_id: String,
-    input: &I,
-    job: &J,
-) -> Result<JobRecord, ApiError> {
-    let records = JobRecords::new(&app.table, scope);
-    let record = JobRecord::queued(scope, job_id.clone(), J::TYPE, None);
-    records.commit(vec![records.transact_create(&record)?, records.transact_put_input(&job_id, input)?]).await?;
-    if let Err(err) = app.jobs.enqueue(scope, job).await {
-        let mut failed = record.clone();
-        failed.status = JobStatus::Failed;
-        failed.failure = Some("the job could not be queued; start it again".into());
-        if let Err(store) = records.finish(&failed).await {
-            tracing::error!(error = %store, "could not mark the unqueued job failed");
-        }
-        return Err(ApiError::internal(err));
-    }
-    Ok(record)
-}
-
 // ---------------------------------------------------------------- import
 
 pub async fn start_import(app: &App, scope: &TenantScope, csv_text: String) -> Result<JobRecord, ApiError> {
@@ -81,7 +57,7 @@ pub async fn start_import(app: &App, scope: &TenantScope, csv_text: String) -> R
         requested_by: scope.actor().user_id.clone(),
         requested_by_role: scope.actor().role.as_str().to_owned(),
     };
-    start(app, scope, job_id, &csv_text, &job).await
+    crate::jobs::records::start_job(app, scope, job_id, &csv_text, &job).await
 }
 
 #[derive(Default)]
@@ -623,7 +599,7 @@ pub async fn start_bulk_update(app: &App, scope: &TenantScope, req: BulkUpdateRe
         requested_by: scope.actor().user_id.clone(),
         requested_by_role: scope.actor().role.as_str().to_owned(),
     };
-    start(app, scope, job_id, &req, &job).await
+    crate::jobs::records::start_job(app, scope, job_id, &req, &job).await
 }
 
 /// A variant to change: where it came from in the request (for errors) and what to do.

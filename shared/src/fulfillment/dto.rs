@@ -91,6 +91,32 @@ pub struct FulfilRequest {
     pub units: Vec<FulfilUnit>,
 }
 
+/// The units a packing manifest lists: the given ids (up to 1,000), or the queue in one
+/// status (default `ready`), optionally of one order (up to 1,000 units).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestRequest {
+    #[serde(default)]
+    pub unit_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub status: Option<UnitStatus>,
+    #[serde(default)]
+    pub order_id: Option<String>,
+}
+
+/// A packing manifest: its job's state, and a download link once it is ready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManifestResponse {
+    pub id: String,
+    pub status: crate::jobs::records::JobStatus,
+    pub units: u64,
+    pub pages: Option<u64>,
+    /// A presigned URL, valid for `expires_in_seconds`; `null` until the PDF exists.
+    pub download_url: Option<String>,
+    pub expires_in_seconds: Option<u64>,
+    pub failure: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FulfilResponse {
     pub units: Vec<UnitResponse>,

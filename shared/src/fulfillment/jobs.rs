@@ -175,3 +175,122 @@ fn gift_email(
         }],
     }
 }
+
+/// Renders a packing manifest (its selection is the job resource's input).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackingManifest {
+    pub job_id: String,
+}
+
+impl Job for PackingManifest {
+    const TYPE: &'static str = "packing_manifest";
+
+    fn idempotency_key(&self) -> String {
+        self.job_id.clone()
+    }
+}
+
+pub struct PackingManifestHandler;
+
+impl JobHandler for PackingManifestHandler {
+    type Job = PackingManifest;
+
+    async fn handle(&self, ctx: &JobCtx, job: PackingManifest) -> Result<serde_json::Value, JobError> {
+        let outcome = super::service::run_manifest(&ctx.app, &ctx.scope, &job).await;
+        if let Err(JobError::Permanent(why)) = &outcome {
+            // The job resource tells staff why; the message is not retried.
+            let records = crate::jobs::records::JobRecords::new(&ctx.app.table, &ctx.scope);
+            if let Ok(Some(mut record)) = records.get(&job.job_id).await.map(|r| r.map(|r| r.value)) {
+                record.status = crate::jobs::records::JobStatus::Failed;
+                record.failure = Some(why.clone());
+                let _ = records.finish(&record).await;
+            }
+        }
+        outcome
+    }
+}
+
+pub const PACKING_MANIFEST: WorkerDef = WorkerDef {
+    job_type: PackingManifest::TYPE,
+    function: "packing-manifest",
+    run: |app, event, deadline_ms| {
+        Box::pin(
+            async move { process_batch(&app, std::sync::Arc::new(PackingManifestHandler), event, deadline_ms).await },
+        )
+    },
+};
+
+/// One vendor's reminders and expiries for one hour of the schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GiftReminders {
+    /// `YYYY-MM-DDTHH` (UTC): the schedule's run, so a repeated run of the same hour is one job.
+    pub window: String,
+}
+
+impl Job for GiftReminders {
+    const TYPE: &'static str = "gift_reminders";
+
+    fn idempotency_key(&self) -> String {
+        self.window.clone()
+    }
+}
+
+pub struct GiftRemindersHandler;
+
+impl JobHandler for GiftRemindersHandler {
+    type Job = GiftReminders;
+
+    async fn handle(&self, ctx: &JobCtx, _job: GiftReminders) -> Result<serde_json::Value, JobError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let outcome = super::service::sweep_vendor(&ctx.app, &ctx.scope, now)
+            .await
+            .map_err(|e| JobError::Retryable(e.to_string()))?;
+        Ok(json!(outcome))
+    }
+}
+
+pub const GIFT_REMINDERS: WorkerDef = WorkerDef {
+    job_type: GiftReminders::TYPE,
+    function: "gift-reminders",
+    run: |app, event, deadline_ms| {
+        Box::pin(
+            async move { process_batch(&app, std::sync::Arc::new(GiftRemindersHandler), event, deadline_ms).await },
+        )
+    },
+};
+
+const GIFT_SWEEP_FUNCTION: &str = "gift-sweep";
+
+/// The hourly schedule: one `gift_reminders` job per active vendor.
+pub const GIFT_SWEEP: crate::jobs::schedule::ScheduleDef = crate::jobs::schedule::ScheduleDef {
+    function: GIFT_SWEEP_FUNCTION,
+    run: |app, now| Box::pin(enqueue_sweeps(app, now)),
+};
+
+pub async fn enqueue_sweeps(app: App, now_epoch_s: i64) -> Result<serde_json::Value, String> {
+    use crate::vendors::model::VendorStatus;
+    use crate::vendors::repo::VendorDirectory;
+    let platform = crate::tenancy::guard::schedule_scope(GIFT_SWEEP_FUNCTION);
+    let window = time::OffsetDateTime::from_unix_timestamp(now_epoch_s)
+        .map_err(|e| e.to_string())?
+        .format(&time::macros::format_description!("[year]-[month]-[day]T[hour]"))
+        .map_err(|e| e.to_string())?;
+    let directory = VendorDirectory::new(&app.table, &platform);
+    let (mut queued, mut cursor) = (0u32, None);
+    loop {
+        let (vendors, next) = directory.list(100, cursor.as_ref()).await.map_err(|e| e.to_string())?;
+        for vendor in vendors.into_iter().filter(|v| v.status == VendorStatus::Active) {
+            let Ok(id) = crate::tenancy::VendorId::parse(&vendor.id) else { continue };
+            let scope = platform.tenant(id);
+            app.jobs.enqueue(&scope, &GiftReminders { window: window.clone() }).await.map_err(|e| e.to_string())?;
+            queued += 1;
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(json!({ "window": window, "vendors": queued }))
+}

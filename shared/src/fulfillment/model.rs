@@ -143,6 +143,9 @@ pub struct FulfillmentUnit {
     pub expires_at: String,
     pub remind_after_days: u32,
     pub thank_you_note: Option<String>,
+    /// When the reminder went out (once per unit).
+    #[serde(default)]
+    pub reminded_at: Option<String>,
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
     pub created_at: String,
@@ -159,6 +162,33 @@ impl FulfillmentUnit {
         let (order, number) = unit_id.rsplit_once('-')?;
         let number = number.parse().ok().filter(|n| *n >= 1 && number.len() == 5)?;
         (!order.is_empty()).then_some((order, number))
+    }
+}
+
+/// What the scheduled sweep does to a unit at `now_epoch_s`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SweepAction {
+    /// The recipient has not redeemed `remind_after_days` after the gift went out.
+    Remind,
+    /// The link expired before the recipient gave an address: the unit will not ship.
+    Expire,
+}
+
+impl FulfillmentUnit {
+    pub fn sweep_action(&self, now_epoch_s: i64) -> Option<SweepAction> {
+        let at = |rfc3339: &str| {
+            time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+                .map(|t| t.unix_timestamp())
+        };
+        let expires = at(&self.expires_at).ok()?;
+        let unredeemed = matches!(self.gift, GiftState::Created | GiftState::Notified | GiftState::Opened);
+        if self.status == UnitStatus::AwaitingAddress && unredeemed && expires <= now_epoch_s {
+            return Some(SweepAction::Expire);
+        }
+        let remind_at = at(&self.created_at).ok()? + i64::from(self.remind_after_days) * 86_400;
+        let notified = matches!(self.gift, GiftState::Notified | GiftState::Opened);
+        (notified && self.reminded_at.is_none() && remind_at <= now_epoch_s && now_epoch_s < expires)
+            .then_some(SweepAction::Remind)
     }
 }
 
@@ -202,6 +232,58 @@ impl FulfillmentUnit {
             (action, status) => Err(format!("a unit that is {} cannot be marked {action:?}", status.as_str())),
         }
     }
+}
+
+/// One unit as a packing manifest lists it, its items resolved to titles.
+pub struct ManifestEntry {
+    pub unit_id: String,
+    pub status: UnitStatus,
+    pub recipient_name: String,
+    pub address: Option<crate::orders::model::Address>,
+    pub shipping_method_id: String,
+    /// (quantity, title with the variant's option values, SKU).
+    pub items: Vec<(u32, String, Option<String>)>,
+    pub gift_message: Option<String>,
+}
+
+/// The packing manifest's PDF: one block per unit (recipient, address, items, gift message),
+/// never split across pages. Returns the bytes and the page count.
+pub fn render_manifest(vendor_name: &str, generated_at: &str, entries: &[ManifestEntry]) -> (Vec<u8>, usize) {
+    use crate::pdf::TextPdf;
+    let mut pdf = TextPdf::new(&format!("Packing manifest — {vendor_name} — {generated_at} — {} units", entries.len()));
+    for entry in entries {
+        let address: Vec<String> = match &entry.address {
+            Some(a) => [
+                Some(a.line1.clone()),
+                a.line2.clone(),
+                Some(format!("{} {}", a.postal_code, a.city)),
+                a.region.clone(),
+                Some(a.country.clone()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            None => vec!["(the recipient has not given an address yet)".to_owned()],
+        };
+        let lines = 2 + address.len() + entry.items.len() + usize::from(entry.gift_message.is_some());
+        pdf.keep_together(TextPdf::height_of(lines, 10.0) + 16.0);
+        pdf.text(0.0, 10.0, true, &format!("{} {} [{}]", entry.unit_id, entry.recipient_name, entry.status.as_str()));
+        for line in &address {
+            pdf.text(14.0, 9.0, false, line);
+        }
+        pdf.text(14.0, 9.0, false, &format!("Shipping: {}", entry.shipping_method_id));
+        for (quantity, title, sku) in &entry.items {
+            let sku = sku.as_deref().map(|s| format!("   SKU {s}")).unwrap_or_default();
+            pdf.text(14.0, 10.0, true, &format!("{quantity} × {title}{sku}"));
+        }
+        if let Some(message) = &entry.gift_message {
+            pdf.text(14.0, 9.0, false, &format!("Gift message: “{message}”"));
+        }
+        pdf.rule();
+        pdf.gap(4.0);
+    }
+    let pages = pdf.page_count();
+    (pdf.finish(), pages)
 }
 
 /// The global item of a redemption code: which vendor's unit it opens.

@@ -96,3 +96,35 @@ async fn fulfil(ctx: TenantCtx) -> HandlerResult {
     let req = ctx.input.json::<FulfilRequest>()?;
     ApiResponse::ok(&service::fulfil(&ctx.app, &ctx.scope, req).await?)
 }
+
+pub const CREATE_MANIFEST: RouteDef = RouteDef {
+    function: "manifests-create",
+    method: "POST",
+    path: "/vendors/{vendorId}/manifests",
+    summary: "Render a packing manifest (PDF) of up to 1,000 units as a job (202 with the job resource)",
+    handler: Handler::Tenant { roles: STAFF, run: |ctx| Box::pin(create_manifest(ctx)) },
+    request: Some(schema::<ManifestRequest>()),
+    response: Some(schema::<crate::jobs::records::JobRecord>()),
+    success: 202,
+    ..BASE
+};
+
+async fn create_manifest(ctx: TenantCtx) -> HandlerResult {
+    let req = ctx.input.json::<ManifestRequest>()?;
+    let record = service::start_manifest(&ctx.app, &ctx.scope, req).await?;
+    let location = format!("/vendors/{}/manifests/{}", ctx.scope.vendor_id(), record.id);
+    Ok(ApiResponse::json(202, &record)?.with_location(location))
+}
+
+pub const GET_MANIFEST: RouteDef = RouteDef {
+    function: "manifests-get",
+    path: "/vendors/{vendorId}/manifests/{manifestId}",
+    summary: "A packing manifest's state and, once rendered, a presigned download URL (15 minutes)",
+    handler: Handler::Tenant { roles: STAFF, run: |ctx| Box::pin(get_manifest(ctx)) },
+    response: Some(schema::<ManifestResponse>()),
+    ..BASE
+};
+
+async fn get_manifest(ctx: TenantCtx) -> HandlerResult {
+    ApiResponse::ok(&service::get_manifest(&ctx.app, &ctx.scope, ctx.input.path("manifestId")?).await?)
+}

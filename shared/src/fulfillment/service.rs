@@ -369,16 +369,10 @@ pub async fn fulfil(app: &App, scope: &TenantScope, req: FulfilRequest) -> Resul
 /// One shipment email per unit (the email job sends each once, however often it is queued).
 async fn email_shipments(app: &App, scope: &TenantScope, units: &[FulfillmentUnit]) -> Result<(), ApiError> {
     let vendor_name = VendorRepo::new(&app.table, scope).profile().await?.map(|v| v.value.name).unwrap_or_default();
-    let mut storefronts: BTreeMap<String, Storefront> = BTreeMap::new();
+    let mut links = GiftLinks::new(app, scope);
     let mut emails = Vec::with_capacity(units.len());
     for unit in units {
-        if !storefronts.contains_key(&unit.storefront_id) {
-            storefronts.insert(unit.storefront_id.clone(), storefront_of(app, scope, &unit.storefront_id).await?);
-        }
-        let storefront = &storefronts[&unit.storefront_id];
-        let code =
-            RedemptionCode::parse(&unit.code).ok_or_else(|| ApiError::internal("a unit has a malformed code"))?;
-        let link = gift_link(&app.config.gift_link_base, storefront.host.as_deref(), &storefront.slug, &code);
+        let (link, _) = links.link(unit).await?;
         emails.push(EmailDispatch {
             message_key: format!("shipped-{}", unit.id),
             to_email: unit.recipient_email.clone(),
@@ -397,4 +391,305 @@ async fn email_shipments(app: &App, scope: &TenantScope, units: &[FulfillmentUni
     }
     app.jobs.enqueue_batch(scope, &emails).await.map_err(ApiError::internal)?;
     Ok(())
+}
+
+// ---------------------------------------------------------------- packing manifests
+
+/// Units a manifest may list.
+pub const MAX_MANIFEST_UNITS: usize = 1_000;
+/// How long a manifest's download link works.
+const DOWNLOAD_SECONDS: u64 = 900;
+
+/// Validates the selection and starts the manifest job (202 with the job resource).
+pub async fn start_manifest(
+    app: &App,
+    scope: &TenantScope,
+    req: ManifestRequest,
+) -> Result<crate::jobs::records::JobRecord, ApiError> {
+    let mut errors = Vec::new();
+    match &req.unit_ids {
+        Some(ids) => {
+            if ids.is_empty() || ids.len() > MAX_MANIFEST_UNITS || req.status.is_some() || req.order_id.is_some() {
+                errors.push(FieldError::new("/unit_ids", "1 to 1,000 unit ids, or a status and order instead"));
+            }
+            for (i, id) in ids.iter().enumerate() {
+                if FulfillmentUnit::parse_id(id).is_none() {
+                    errors.push(FieldError::new(format!("/unit_ids/{i}"), "no such unit"));
+                }
+            }
+        }
+        None if req.order_id.as_ref().is_some_and(|o| o.is_empty() || o.len() > 64) => {
+            errors.push(FieldError::new("/order_id", "is an order id"));
+        }
+        None => {}
+    }
+    ApiError::reject_if_any(errors)?;
+    if app.config.documents_bucket.is_none() {
+        return Err(ApiError::internal("BESTOW_DOCUMENTS_BUCKET is not set"));
+    }
+    let job_id = crate::store::ids::new_id();
+    let job = super::jobs::PackingManifest { job_id: job_id.clone() };
+    crate::jobs::records::start_job(app, scope, job_id, &req, &job).await
+}
+
+/// The manifest job's work: gather the units, render the PDF, store it under the vendor's
+/// prefix in the documents bucket, and record where on the job resource.
+pub async fn run_manifest(
+    app: &App,
+    scope: &TenantScope,
+    job: &super::jobs::PackingManifest,
+) -> Result<serde_json::Value, crate::jobs::JobError> {
+    use crate::jobs::JobError;
+    use crate::jobs::records::{JobRecords, JobStatus};
+    let records = JobRecords::new(&app.table, scope);
+    let req: ManifestRequest = records
+        .input(&job.job_id)
+        .await?
+        .ok_or_else(|| JobError::Permanent("the manifest's selection is missing".into()))?;
+    let bucket = app
+        .config
+        .documents_bucket
+        .clone()
+        .ok_or_else(|| JobError::Permanent("BESTOW_DOCUMENTS_BUCKET is not set".into()))?;
+    let repo = OrderRepo::new(&app.table, scope);
+    let mut units: Vec<FulfillmentUnit> = match &req.unit_ids {
+        Some(ids) => {
+            let keys: Vec<_> = ids
+                .iter()
+                .filter_map(|id| FulfillmentUnit::parse_id(id))
+                .map(|(order, number)| keys::unit_key(scope, order, number))
+                .collect();
+            let items = app.table.batch_get(&keys).await?;
+            items.into_iter().map(|i| decode::<FulfillmentUnit>(i).map(|u| u.value)).collect::<Result<_, _>>()?
+        }
+        None => {
+            let status = req.status.unwrap_or(UnitStatus::Ready);
+            let mut units = Vec::new();
+            let mut cursor = None;
+            loop {
+                let (page, next) = repo.queue(status.as_str(), req.order_id.as_deref(), 100, cursor.as_ref()).await?;
+                units.extend(page.into_iter().map(|u| u.value));
+                match next {
+                    Some(next) if units.len() < MAX_MANIFEST_UNITS => cursor = Some(next),
+                    _ => break,
+                }
+            }
+            units.truncate(MAX_MANIFEST_UNITS);
+            units
+        }
+    };
+    units.sort_by(|a, b| (&a.order_id, a.number).cmp(&(&b.order_id, b.number)));
+    records.progress(&job.job_id, JobStatus::Running, units.len() as u64, 0, 0).await?;
+
+    // Titles as the catalogue names them: one Query per distinct product.
+    let catalog = CatalogRepo::new(&app.table, scope);
+    let mut titles: HashMap<(String, String), (String, Option<String>)> = HashMap::new();
+    let products: std::collections::BTreeSet<String> =
+        units.iter().flat_map(|u| u.lines.iter().map(|l| l.product_id.clone())).collect();
+    for product_id in products {
+        if let Some((product, variants)) = catalog.product_with_variants(&product_id).await? {
+            for v in variants {
+                let labels = variant_labels(&product.value.options, &v.value);
+                let options = labels.iter().map(|(_, l)| *l).collect::<Vec<_>>().join(" / ");
+                let title = if options.is_empty() {
+                    product.value.title.clone()
+                } else {
+                    format!("{} — {options}", product.value.title)
+                };
+                titles.insert((product_id.clone(), v.value.id.clone()), (title, v.value.sku.clone()));
+            }
+        }
+    }
+    let entries: Vec<super::model::ManifestEntry> = units
+        .iter()
+        .map(|u| super::model::ManifestEntry {
+            unit_id: u.id.clone(),
+            status: u.status,
+            recipient_name: u.recipient_name.clone(),
+            address: u.address.clone(),
+            shipping_method_id: u.shipping_method_id.clone(),
+            items: u
+                .lines
+                .iter()
+                .map(|l| {
+                    let (title, sku) = titles
+                        .get(&(l.product_id.clone(), l.variant_id.clone()))
+                        .cloned()
+                        .unwrap_or_else(|| (format!("product {} variant {}", l.product_id, l.variant_id), None));
+                    (l.quantity, title, sku)
+                })
+                .collect(),
+            gift_message: u.gift_message.clone(),
+        })
+        .collect();
+    let vendor_name = VendorRepo::new(&app.table, scope).profile().await?.map(|v| v.value.name).unwrap_or_default();
+    let generated = now_rfc3339();
+    let (pdf, pages) = super::model::render_manifest(&vendor_name, generated.get(..16).unwrap_or(&generated), &entries);
+    let key = format!("{}manifests/{}.pdf", keys::vendor_object_prefix(scope), job.job_id);
+    let bytes = pdf.len();
+    app.s3
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .content_type("application/pdf")
+        .content_disposition(format!("attachment; filename=\"manifest-{}.pdf\"", job.job_id))
+        .body(pdf.into())
+        .send()
+        .await
+        .map_err(|e| {
+            JobError::Retryable(format!("storing the manifest: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
+        })?;
+    let result = serde_json::json!({ "key": key, "pages": pages, "units": entries.len(), "bytes": bytes });
+    let mut record =
+        records.get(&job.job_id).await?.ok_or_else(|| JobError::Permanent("the job resource is gone".into()))?.value;
+    record.status = JobStatus::Succeeded;
+    record.total = entries.len() as u64;
+    record.processed = entries.len() as u64;
+    record.result = Some(result.clone());
+    records.finish(&record).await?;
+    Ok(result)
+}
+
+/// A manifest's state and, once it exists, a presigned download link.
+pub async fn get_manifest(app: &App, scope: &TenantScope, id: &str) -> Result<ManifestResponse, ApiError> {
+    use crate::jobs::records::{JobRecords, JobStatus};
+    let record = JobRecords::new(&app.table, scope)
+        .get(id)
+        .await?
+        .filter(|r| r.value.job_type == <super::jobs::PackingManifest as crate::jobs::Job>::TYPE)
+        .ok_or_else(|| ApiError::NotFound(format!("manifest {id} not found")))?
+        .value;
+    let key = record.result.as_ref().and_then(|r| r["key"].as_str()).map(str::to_owned);
+    let download_url = match (record.status, key, &app.config.documents_bucket) {
+        (JobStatus::Succeeded, Some(key), Some(bucket)) => {
+            let expires = std::time::Duration::from_secs(DOWNLOAD_SECONDS);
+            let presigning =
+                aws_sdk_s3::presigning::PresigningConfig::expires_in(expires).map_err(ApiError::internal)?;
+            let presigned =
+                app.s3.get_object().bucket(bucket).key(key).presigned(presigning).await.map_err(ApiError::internal)?;
+            Some(presigned.uri().to_owned())
+        }
+        _ => None,
+    };
+    Ok(ManifestResponse {
+        id: record.id,
+        status: record.status,
+        units: record.total,
+        pages: record.result.as_ref().and_then(|r| r["pages"].as_u64()),
+        expires_in_seconds: download_url.as_ref().map(|_| DOWNLOAD_SECONDS),
+        download_url,
+        failure: record.failure,
+    })
+}
+
+// ---------------------------------------------------------------- reminders and expiry
+
+/// Gift links of units, reading each storefront once.
+struct GiftLinks<'a> {
+    app: &'a App,
+    scope: &'a TenantScope,
+    storefronts: BTreeMap<String, Storefront>,
+}
+
+impl<'a> GiftLinks<'a> {
+    fn new(app: &'a App, scope: &'a TenantScope) -> Self {
+        Self { app, scope, storefronts: BTreeMap::new() }
+    }
+
+    async fn link(&mut self, unit: &FulfillmentUnit) -> Result<(String, RedemptionCode), ApiError> {
+        if !self.storefronts.contains_key(&unit.storefront_id) {
+            let storefront = storefront_of(self.app, self.scope, &unit.storefront_id).await?;
+            self.storefronts.insert(unit.storefront_id.clone(), storefront);
+        }
+        let storefront = &self.storefronts[&unit.storefront_id];
+        let code =
+            RedemptionCode::parse(&unit.code).ok_or_else(|| ApiError::internal("a unit has a malformed code"))?;
+        let link = gift_link(&self.app.config.gift_link_base, storefront.host.as_deref(), &storefront.slug, &code);
+        Ok((link, code))
+    }
+}
+
+/// What a sweep of one vendor did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct SweepOutcome {
+    pub reminded: u32,
+    pub expired: u32,
+    /// Units changed by someone else during the sweep: the next sweep looks again.
+    pub skipped: u32,
+}
+
+/// Reminds recipients who have not redeemed after the order's reminder delay (once each) and
+/// expires the gifts whose link ran out before the recipient gave an address. Runs from the
+/// schedule for each vendor; safe to repeat (a reminded unit is marked, an expired one is no
+/// longer awaiting).
+pub async fn sweep_vendor(app: &App, scope: &TenantScope, now_epoch_s: i64) -> Result<SweepOutcome, ApiError> {
+    use super::model::SweepAction;
+    let repo = OrderRepo::new(&app.table, scope);
+    let mut due = Vec::new();
+    for status in [UnitStatus::AwaitingAddress, UnitStatus::Ready] {
+        let mut cursor = None;
+        loop {
+            let (page, next) = repo.queue(status.as_str(), None, 100, cursor.as_ref()).await?;
+            due.extend(page.into_iter().filter_map(|u| u.value.sweep_action(now_epoch_s).map(|a| (a, u))));
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    let vendor_name = VendorRepo::new(&app.table, scope).profile().await?.map(|v| v.value.name).unwrap_or_default();
+    let mut links = GiftLinks::new(app, scope);
+    let now = now_rfc3339();
+    let mut outcome = SweepOutcome::default();
+    for batch in due.chunks(MAX_BULK_UNITS) {
+        // Emails first: if the unit writes fail, the retry sends nothing twice (the email job
+        // sends each message key once); the other way round a crash would lose reminders.
+        let mut emails = Vec::new();
+        let mut writes = Vec::with_capacity(batch.len() + 1);
+        for (action, unit) in batch {
+            let mut next = unit.value.clone();
+            next.updated_at = now.clone();
+            match action {
+                SweepAction::Expire => {
+                    next.status = UnitStatus::Cancelled;
+                    next.gift = GiftState::Expired;
+                    outcome.expired += 1;
+                }
+                SweepAction::Remind => {
+                    next.reminded_at = Some(now.clone());
+                    let (link, code) = links.link(&unit.value).await?;
+                    emails.push(EmailDispatch {
+                        message_key: format!("reminder-{}", unit.value.id),
+                        to_email: unit.value.recipient_email.clone(),
+                        to_name: Some(unit.value.recipient_name.clone()),
+                        template: EmailTemplate::GiftReminder,
+                        vars: BTreeMap::from([
+                            ("recipient_name".to_owned(), unit.value.recipient_name.clone()),
+                            ("sender_name".to_owned(), unit.value.sender_name.clone()),
+                            ("vendor_name".to_owned(), vendor_name.clone()),
+                            ("gift_link".to_owned(), link),
+                            ("gift_code".to_owned(), code.display()),
+                            ("expires_on".to_owned(), unit.value.expires_at.get(..10).unwrap_or_default().to_owned()),
+                        ]),
+                        inline_images: Vec::new(),
+                    });
+                    outcome.reminded += 1;
+                }
+            }
+            writes.push(repo.save_unit(&next, unit.version)?);
+        }
+        app.jobs.enqueue_batch(scope, &emails).await.map_err(ApiError::internal)?;
+        let summary = format!("{} reminded, {} expired", outcome.reminded, outcome.expired);
+        let audit = AuditEntry::by("schedule:gift_sweep", "system", "units.swept", "units".to_owned()).summary(summary);
+        writes.push(AuditLog::new(&app.table, scope).transact_put(&audit)?);
+        match app.table.transact(writes).await {
+            Ok(()) => {}
+            Err(crate::store::StoreError::TransactionConditionFailed { .. }) => {
+                // Someone redeemed or packed meanwhile: leave this batch to the next sweep.
+                outcome.skipped += batch.len() as u32;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(outcome)
 }

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod records;
 pub mod registry;
 pub mod routes;
+pub mod schedule;
 pub mod worker;
 
 use std::future::Future;

@@ -181,6 +181,30 @@ impl<'a> JobRecords<'a> {
     }
 }
 
+/// Creates the job resource with its input and enqueues the job; if the queue refuses, the
+/// job resource says so (failed) and the caller gets a 500.
+pub async fn start_job<J: crate::jobs::Job, I: serde::Serialize>(
+    app: &crate::app::App,
+    scope: &TenantScope,
+    job_id: String,
+    input: &I,
+    job: &J,
+) -> Result<JobRecord, crate::error::ApiError> {
+    let records = JobRecords::new(&app.table, scope);
+    let record = JobRecord::queued(scope, job_id.clone(), J::TYPE, None);
+    records.commit(vec![records.transact_create(&record)?, records.transact_put_input(&job_id, input)?]).await?;
+    if let Err(err) = app.jobs.enqueue(scope, job).await {
+        let mut failed = record.clone();
+        failed.status = JobStatus::Failed;
+        failed.failure = Some("the job could not be queued; start it again".into());
+        if let Err(store) = records.finish(&failed).await {
+            tracing::error!(error = %store, "could not mark the unqueued job failed");
+        }
+        return Err(crate::error::ApiError::internal(err));
+    }
+    Ok(record)
+}
+
 fn to_attr<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

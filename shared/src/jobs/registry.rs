@@ -21,6 +21,8 @@ pub const ALL: &[&WorkerDef] = &[
     &crate::bulk::jobs::VARIANT_BULK_UPDATE,
     &crate::orders::jobs::ORDER_SPLIT,
     &crate::fulfillment::jobs::GIFT_DELIVERY,
+    &crate::fulfillment::jobs::PACKING_MANIFEST,
+    &crate::fulfillment::jobs::GIFT_REMINDERS,
 ];
 
 /// The environment variable holding a job type's queue URL.

@@ -15,6 +15,8 @@ pub enum EmailTemplate {
     GiftNotification,
     /// A recipient's gift has shipped: carrier and tracking number.
     ShipmentNotification,
+    /// A recipient has not redeemed the gift yet.
+    GiftReminder,
 }
 
 struct TemplateText {
@@ -40,6 +42,11 @@ impl EmailTemplate {
                 subject: include_str!("../../templates/email/shipment_notification.subject.txt"),
                 text: include_str!("../../templates/email/shipment_notification.txt"),
                 html: include_str!("../../templates/email/shipment_notification.html"),
+            },
+            Self::GiftReminder => TemplateText {
+                subject: include_str!("../../templates/email/gift_reminder.subject.txt"),
+                text: include_str!("../../templates/email/gift_reminder.txt"),
+                html: include_str!("../../templates/email/gift_reminder.html"),
             },
         }
     }

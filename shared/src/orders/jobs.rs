@@ -184,6 +184,7 @@ fn unit_for(
         expires_at: expires_at.to_owned(),
         remind_after_days: order.remind_after_days,
         thank_you_note: None,
+        reminded_at: None,
         carrier: None,
         tracking_number: None,
         created_at: now.to_owned(),

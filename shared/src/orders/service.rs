@@ -659,11 +659,11 @@ async fn hold_units(
                 Some(u) if u.value.refund_id.is_some() => {
                     errors.push(FieldError::new(pointer, "a refund of this unit is in progress"))
                 }
+                // An expired gift (cancelled, never shipped) is refundable; a refunded one is not.
                 Some(u)
-                    if matches!(
-                        u.value.status,
-                        UnitStatus::Shipped | UnitStatus::Delivered | UnitStatus::Cancelled
-                    ) =>
+                    if matches!(u.value.status, UnitStatus::Shipped | UnitStatus::Delivered)
+                        || (u.value.status == UnitStatus::Cancelled
+                            && u.value.gift != crate::fulfillment::model::GiftState::Expired) =>
                 {
                     errors.push(FieldError::new(
                         pointer,

@@ -57,6 +57,12 @@ pub(crate) fn storefront_scope(vendor: &str) -> Result<TenantScope, InvalidVendo
     Ok(TenantScope::new(VendorId::parse(vendor)?, &principal))
 }
 
+/// The platform scope of a scheduled function (it lists the vendors to fan work out to):
+/// the scheduler's edge, as the guard is the HTTP handler's.
+pub fn schedule_scope(function: &str) -> PlatformScope {
+    PlatformScope::new(&Principal { user_id: format!("schedule:{function}"), role: Role::System, vendor_id: None })
+}
+
 /// Scope for a recipient holding a gift's code, from the vendor the code's global claim names:
 /// the gift resolver's edge (the code is the recipient's credential).
 pub(crate) fn gift_scope(vendor: &str) -> Result<TenantScope, InvalidVendorId> {
