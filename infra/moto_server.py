@@ -6,7 +6,8 @@ a write to the same table from another request while it copies crashes the trans
 `RuntimeError: dictionary changed size during iteration` (a 500), and a 100-item transaction
 on a 20,000-item table copies two million items. Bestow writes 100-item transactions four at
 a time (the order split), so the local stack serialises DynamoDB writes behind one lock and
-rolls a failed transaction back by restoring only the items it touched.
+rolls a failed transaction back by restoring only the items it touched; reads take the same
+lock, so none sees a transaction half-applied.
 
     python moto_server.py -H 127.0.0.1 -p <port>     (the same arguments as moto_server)
 """
@@ -32,7 +33,9 @@ def _serialised(method):
     return wrapper
 
 
-for _name in ("put_item", "update_item", "delete_item"):
+# Reads too: a query iterates the table's items, which a concurrent write would change under
+# it, and must not see a transaction half-applied (or before its rollback).
+for _name in ("put_item", "update_item", "delete_item", "get_item", "query", "scan"):
     setattr(DynamoDBBackend, _name, _serialised(getattr(DynamoDBBackend, _name)))
 
 _original_transact = DynamoDBBackend.transact_write_items

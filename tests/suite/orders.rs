@@ -377,6 +377,7 @@ async fn a_gift_order_goes_from_checkout_to_gift_emails_with_qr_codes() {
         "order.created",
         "order.paid",
         "order.split",
+        "units.notified",
         "unit.opened",
         "unit.accepted",
         "unit.thanked",
@@ -596,4 +597,40 @@ async fn checkouts_that_cannot_be_fulfilled_are_refused_and_write_nothing() {
         600,
     );
     stack.call(Method::GET, &path).token(&stranger).send().await.assert_problem(404);
+}
+
+#[tokio::test]
+async fn a_declined_payment_can_be_retried_and_late_or_unknown_events_are_recorded_not_applied() {
+    let stack = Stack::start().await;
+    let shop = gift_shop(&stack, "declined").await;
+    let order = shop.order_for(&stack, recipients(2, "declined")).await;
+    let id = order["id"].as_str().unwrap();
+    let pi = order["payment_intent_id"].as_str().unwrap();
+    let (stack, shop) = (&stack, &shop);
+    let deliver = |event: Value| {
+        let body = event.to_string();
+        async move { shop.deliver(stack, body.as_bytes(), &shop.webhook_secret, now()).await }
+    };
+
+    let declined = deliver(stack.stripe.fail_payment(pi).unwrap()).await;
+    assert_eq!(declined.json["outcome"], "applied");
+    assert_eq!(shop.order(stack, id).await["status"], "payment_failed");
+    // The buyer tries again with another card: paid, then split.
+    deliver(stack.stripe.succeed_payment(pi).unwrap()).await.assert_status(200);
+    shop.wait_split(stack, id).await;
+    // A cancellation arriving after the payment does not fit: recorded, not applied.
+    let intent = stack.stripe.payment_intent(pi).unwrap();
+    let late = deliver(stack.stripe.event("payment_intent.canceled", intent)).await;
+    late.assert_status(200);
+    assert!(late.json["outcome"].as_str().unwrap().contains("does not apply"), "{}", late.text);
+    assert_eq!(shop.order(stack, id).await["status"], "split");
+    // Events of other PaymentIntents and of other types are recorded and answered 200, so
+    // Stripe stops sending them.
+    let foreign = json!({"id": "pi_3unknown000000000000000", "object": "payment_intent", "amount": 100});
+    let unknown = deliver(stack.stripe.event("payment_intent.succeeded", foreign)).await;
+    assert!(unknown.json["outcome"].as_str().unwrap().contains("no order"), "{}", unknown.text);
+    let other = deliver(stack.stripe.event("customer.created", json!({"id": "cus_1"}))).await;
+    assert!(other.json["outcome"].as_str().unwrap().contains("not an event Bestow acts on"));
+    let recorded = stack.all_items().await.into_iter().filter(|i| s(i, "entity") == "stripe_event").count();
+    assert_eq!(recorded, 5);
 }

@@ -9,6 +9,8 @@ use serde_json::json;
 
 use super::model::{FulfillmentUnit, GiftState, RedemptionCode, gift_link, qr_images};
 use crate::app::App;
+use crate::audit::model::AuditEntry;
+use crate::audit::repo::AuditLog;
 use crate::jobs::registry::WorkerDef;
 use crate::jobs::worker::process_batch;
 use crate::jobs::{Job, JobCtx, JobError, JobHandler};
@@ -124,17 +126,27 @@ async fn deliver(app: &App, scope: &TenantScope, job: &GiftDelivery) -> Result<u
         .map_err(|e| JobError::Retryable(format!("storing QR codes: {}", aws_sdk_s3::error::DisplayErrorContext(e))))?;
     app.jobs.enqueue_batch(scope, &emails).await.map_err(|e| JobError::Retryable(e.to_string()))?;
 
-    // One transaction for the chunk's units (≤ 50 items); a unit changed meanwhile (its
-    // recipient already opened the link) fails it, and the retry skips what is done.
+    // One transaction for the chunk's units (≤ 50 items) and their audit entry; a unit changed
+    // meanwhile (its recipient already opened the link) fails it, and the retry skips what is
+    // done.
     let repo = OrderRepo::new(&app.table, scope);
     let now = crate::vendors::service::now_rfc3339();
-    let mut writes = Vec::with_capacity(units.len());
+    let mut writes = Vec::with_capacity(units.len() + 1);
     for unit in &units {
         let mut notified = unit.value.clone();
         notified.gift = GiftState::Notified;
         notified.updated_at = now.clone();
         writes.push(repo.save_unit(&notified, unit.version)?);
     }
+    let numbers: Vec<String> = units.iter().map(|u| u.value.number.to_string()).collect();
+    let audit = AuditEntry::by(
+        &format!("job:{}", GiftDelivery::TYPE),
+        "system",
+        "units.notified",
+        format!("orders/{}/units", job.order_id),
+    )
+    .summary(format!("gift emails queued for units {}", numbers.join(", ")));
+    writes.push(AuditLog::new(&app.table, scope).transact_put(&audit)?);
     match app.table.transact(writes).await {
         Ok(()) => Ok(units.len()),
         Err(StoreError::TransactionConditionFailed { .. }) => {

@@ -187,8 +187,8 @@ impl FulfillmentUnit {
         }
         let remind_at = at(&self.created_at).ok()? + i64::from(self.remind_after_days) * 86_400;
         let notified = matches!(self.gift, GiftState::Notified | GiftState::Opened);
-        (notified && self.reminded_at.is_none() && remind_at <= now_epoch_s && now_epoch_s < expires)
-            .then_some(SweepAction::Remind)
+        let wanted = self.remind_after_days > 0 && self.reminded_at.is_none();
+        (notified && wanted && remind_at <= now_epoch_s && now_epoch_s < expires).then_some(SweepAction::Remind)
     }
 }
 

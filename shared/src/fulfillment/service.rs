@@ -360,8 +360,12 @@ pub async fn fulfil(app: &App, scope: &TenantScope, req: FulfilRequest) -> Resul
             Err(other) => return Err(other.into()),
         }
     };
-    if req.action == FulfilAction::Ship {
-        email_shipments(app, scope, &changed).await?;
+    // The units are shipped whatever happens next: a failure to queue the emails is logged
+    // for operators rather than turned into an error the caller cannot retry.
+    if req.action == FulfilAction::Ship
+        && let Err(err) = email_shipments(app, scope, &changed).await
+    {
+        tracing::error!(error = %err, units = changed.len(), "shipment emails not queued");
     }
     Ok(FulfilResponse { units: changed.into_iter().map(UnitResponse::from).collect() })
 }

@@ -151,7 +151,7 @@ pub struct UnitList {
     pub next_cursor: Option<String>,
 }
 
-/// Refund some units, or the whole order (at most 97 units per refund). The amount is what the
+/// Refund some units, or the whole order (at most 96 units per refund). The amount is what the
 /// buyer paid for those units (bundle, shipping, tax share); units already shipped cannot be
 /// refunded here.
 #[derive(Debug, Deserialize, ToSchema)]

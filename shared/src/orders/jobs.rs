@@ -67,9 +67,9 @@ impl JobHandler for OrderSplitHandler {
 
     async fn handle(&self, ctx: &JobCtx, job: OrderSplit) -> Result<serde_json::Value, JobError> {
         let outcome = split_order(&ctx.app, &ctx.scope, &job.order_id).await?;
-        if !outcome.already_split {
-            crate::fulfillment::jobs::enqueue_gift_delivery(&ctx.app, &ctx.scope, &job.order_id, outcome.units).await?;
-        }
+        // Also when already split: a run that marked the order split may have died before
+        // queueing the deliveries (each delivery job is idempotent and skips notified units).
+        crate::fulfillment::jobs::enqueue_gift_delivery(&ctx.app, &ctx.scope, &job.order_id, outcome.units).await?;
         Ok(json!(outcome))
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::FieldError;
-use crate::vendors::model::{MAX_AMOUNT, check_email, check_name, is_country};
+use crate::vendors::model::{check_email, check_name, is_country};
 
 /// 1 to 10,000 recipients per order.
 pub const MAX_RECIPIENTS: usize = 10_000;
@@ -200,9 +200,9 @@ pub fn refund_settlement(stripe_status: &str) -> Option<RefundStatus> {
     }
 }
 
-/// At most this many units per refund: one transaction holds them with the refund, the order
-/// and the audit entry.
-pub const MAX_REFUND_UNITS: usize = 97;
+/// At most this many units per refund: one transaction settles them with the refund, the order,
+/// the audit entry and the webhook event's record (100 items).
+pub const MAX_REFUND_UNITS: usize = 96;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Refund {
@@ -223,7 +223,8 @@ pub struct Refund {
 
 /// The tax on `amount` at `basis_points` (1/100 of a percent), rounded half up.
 pub fn tax_minor(amount: i64, basis_points: u32) -> i64 {
-    (amount * i64::from(basis_points) + 5_000) / 10_000
+    let tax = (i128::from(amount) * i128::from(basis_points) + 5_000) / 10_000;
+    i64::try_from(tax).unwrap_or(i64::MAX)
 }
 
 /// The price of one recipient's bundle.
@@ -236,11 +237,20 @@ pub fn bundle_weight_grams(lines: &[OrderLine]) -> i64 {
 }
 
 /// Totals of an order from its bundle and each recipient's shipping amount.
+/// Sums saturate (in i128, then at `i64::MAX`): an absurd order is refused by its total, never
+/// wrapped into a small one.
 pub fn totals(lines: &[OrderLine], shipping_per_recipient: &[i64], tax_basis_points: u32) -> Totals {
-    let items_minor = bundle_minor(lines) * shipping_per_recipient.len() as i64;
-    let shipping_minor: i64 = shipping_per_recipient.iter().sum();
-    let tax = tax_minor(items_minor + shipping_minor, tax_basis_points);
-    Totals { items_minor, shipping_minor, tax_minor: tax, total_minor: items_minor + shipping_minor + tax }
+    let clamp = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
+    let bundle: i128 = lines.iter().map(|l| i128::from(l.unit_price_minor) * i128::from(l.quantity)).sum();
+    let items_minor = clamp(bundle * shipping_per_recipient.len() as i128);
+    let shipping_minor = clamp(shipping_per_recipient.iter().map(|s| i128::from(*s)).sum());
+    let tax = tax_minor(items_minor.saturating_add(shipping_minor), tax_basis_points);
+    Totals {
+        items_minor,
+        shipping_minor,
+        tax_minor: tax,
+        total_minor: items_minor.saturating_add(shipping_minor).saturating_add(tax),
+    }
 }
 
 /// What each recipient's unit cost the buyer: the bundle, the recipient's shipping and a share
@@ -263,9 +273,12 @@ pub fn unit_amounts(bundle: i64, shipping: &[i64], tax_total: i64) -> Vec<i64> {
         .collect()
 }
 
-/// An order larger than Stripe (and sanity) takes: 10,000 recipients of a 20-line bundle at the
-/// largest prices would overflow nothing, but no card payment is that large.
-pub const MAX_ORDER_TOTAL: i64 = 100 * MAX_AMOUNT;
+/// Stripe's bounds of one payment in minor units: at most 99,999,999 (eight digits), at least
+/// 50 (0.50 of EUR/USD/GBP; Stripe refuses smaller charges).
+pub const MAX_ORDER_TOTAL: i64 = 99_999_999;
+pub const MIN_ORDER_TOTAL: i64 = 50;
+/// Variants a recipient may swap to, per line: keeps units (50 per transaction) small.
+pub const MAX_SWAP_CHOICES: usize = 24;
 
 pub fn check_recipient(r: &Recipient, pointer: &str, errors: &mut Vec<FieldError>) {
     check_name(&r.name, &format!("{pointer}/name"), errors);

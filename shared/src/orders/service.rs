@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::dto::{CheckoutItem, CheckoutRequest, CheckoutResponse, OrderList, UnitList};
 use super::model::{
-    MAX_LINES, MAX_ORDER_TOTAL, MAX_QUANTITY, MAX_RECIPIENTS, Order, OrderLine, OrderStatus, Recipient, SplitProgress,
-    bundle_minor, bundle_weight_grams, check_recipient, totals,
+    MAX_LINES, MAX_ORDER_TOTAL, MAX_QUANTITY, MAX_RECIPIENTS, MAX_SWAP_CHOICES, MIN_ORDER_TOTAL, Order, OrderLine,
+    OrderStatus, Recipient, SplitProgress, bundle_minor, bundle_weight_grams, check_recipient, totals,
 };
 use super::repo::OrderRepo;
 use crate::app::App;
@@ -65,10 +65,13 @@ pub async fn checkout(
         .value;
     let shipping = shipping_amounts(&rules, &storefront.currency, &lines, &recipients)?;
     let totals = totals(&lines, &shipping, rules.tax_rate_basis_points);
-    if totals.total_minor > MAX_ORDER_TOTAL {
+    if !(MIN_ORDER_TOTAL..=MAX_ORDER_TOTAL).contains(&totals.total_minor) {
         return Err(ApiError::validation(vec![FieldError::new(
             "",
-            "the order total is larger than one payment takes",
+            format!(
+                "one payment is {MIN_ORDER_TOTAL} to {MAX_ORDER_TOTAL} minor units; this order is {}",
+                totals.total_minor
+            ),
         )]));
     }
 
@@ -148,7 +151,7 @@ pub async fn stripe_credentials(
 
 pub fn stripe_failure(err: StripeError) -> ApiError {
     match err {
-        StripeError::Rejected { message, .. } => ApiError::Upstream(format!("Stripe refused the payment: {message}")),
+        StripeError::Rejected { message, .. } => ApiError::Upstream(format!("Stripe refused the request: {message}")),
         StripeError::Unauthorized => {
             ApiError::Upstream("the vendor's Stripe key was refused; the vendor must renew it".into())
         }
@@ -244,12 +247,13 @@ fn check_request(req: &CheckoutRequest, recipients: &[Recipient]) -> Result<(u32
         }
     }
     let expiry = req.expires_after_days.unwrap_or(DEFAULT_EXPIRY_DAYS);
-    let reminder = req.remind_after_days.unwrap_or(DEFAULT_REMINDER_DAYS.min(expiry.saturating_sub(1).max(1)));
+    // No reminder fits a one-day link: 0 means none.
+    let reminder = req.remind_after_days.unwrap_or(DEFAULT_REMINDER_DAYS.min(expiry.saturating_sub(1)));
     if !(1..=365).contains(&expiry) {
         errors.push(FieldError::new("/expires_after_days", "is 1 to 365"));
     }
-    if reminder == 0 || reminder >= expiry {
-        errors.push(FieldError::new("/remind_after_days", "is at least 1 and before the expiry"));
+    if reminder >= expiry && reminder > 0 {
+        errors.push(FieldError::new("/remind_after_days", "is before the expiry (0: no reminder)"));
     }
     ApiError::reject_if_any(errors)?;
     Ok((expiry, reminder))
@@ -309,6 +313,7 @@ async fn price_lines(
             .map(|v| &v.value)
             .filter(|v| v.id != variant.id && is_visible(v, o) && storefront_price(v, o) <= price)
             .map(|v| v.id.clone())
+            .take(MAX_SWAP_CHOICES)
             .collect();
         let labels = variant_labels(&product.value.options, variant);
         lines.push(OrderLine {
@@ -447,9 +452,12 @@ pub async fn stripe_webhook(
     payload: &[u8],
     signature: Option<&str>,
 ) -> Result<WebhookOutcome, ApiError> {
-    let (_, credentials) = stripe_credentials(app, scope)
-        .await
-        .map_err(|_| ApiError::BadRequest("this endpoint has no Stripe signing secret to check events with".into()))?;
+    let (_, credentials) = stripe_credentials(app, scope).await.map_err(|err| match err {
+        ApiError::Conflict(_) => {
+            ApiError::BadRequest("this endpoint has no Stripe signing secret to check events with".into())
+        }
+        other => other,
+    })?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     crate::integrations::stripe::verify_webhook(payload, signature, credentials.webhook_secret.expose(), now)
         .map_err(|err| ApiError::BadRequest(format!("the Stripe-Signature check failed: {err}")))?;
@@ -463,7 +471,7 @@ pub async fn stripe_webhook(
     };
     match (payment, event.event_type.as_str()) {
         (Some(payment), _) => apply_payment_event(app, scope, &event, payment).await,
-        (None, "refund.updated") => apply_refund_event(app, scope, &event).await,
+        (None, "refund.created" | "refund.updated") => apply_refund_event(app, scope, &event).await,
         (None, "charge.refunded") => record_charge_refunded(app, scope, &event).await,
         (None, other) => record_only(app, scope, &event, None, format!("{other} is not an event Bestow acts on")).await,
     }
@@ -621,6 +629,15 @@ pub async fn create_refund(
         Ok(stripe_refund) => {
             let state = StripeRefundState { status: &stripe_refund.status, id: Some(&stripe_refund.id), failure: None };
             settle_refund(app, scope, order_id, &refund.id, state, None).await?;
+        }
+        // No answer is no verdict: Stripe may have refunded. The refund stays pending (its
+        // units held) until Stripe's refund.created / refund.updated settles it.
+        Err(StripeError::Unavailable(why)) => {
+            tracing::warn!(error = %why, refund_id = %refund.id, "stripe did not answer a refund");
+            return Err(ApiError::Upstream(format!(
+                "Stripe did not answer; refund {} stays pending until Stripe reports it",
+                refund.id
+            )));
         }
         Err(err) => {
             let why = err.to_string();
