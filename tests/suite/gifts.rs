@@ -77,8 +77,8 @@ async fn refunds_follow_stripe_pending_then_succeeded_or_failed_and_retries_refu
     stack.stripe.set_refund_status("pending");
     let pending = refund(json!([1, 2])).await;
     pending.assert_status(201);
-    assert_eq!(pending.json["status"], "pending");
-    let stripe_refund = pending.json["stripe_refund_id"].as_str().unwrap().to_owned();
+    assert_eq!(pending.json["refunds"][0]["status"], "pending");
+    let stripe_refund = pending.json["refunds"][0]["stripe_refund_id"].as_str().unwrap().to_owned();
     let held = stack
         .call(Method::POST, "/vendors/refunds/units/fulfil")
         .token(&shop.staff)
@@ -105,7 +105,7 @@ async fn refunds_follow_stripe_pending_then_succeeded_or_failed_and_retries_refu
     // A refund Stripe fails releases its unit as it was.
     let failing = refund(json!([3])).await;
     failing.assert_status(201);
-    let failing_id = failing.json["stripe_refund_id"].as_str().unwrap().to_owned();
+    let failing_id = failing.json["refunds"][0]["stripe_refund_id"].as_str().unwrap().to_owned();
     let event = stack.stripe.update_refund(&failing_id, "failed").unwrap().to_string();
     shop.deliver(&stack, event.as_bytes(), &shop.webhook_secret, now()).await.assert_status(200);
     let listed =
@@ -119,7 +119,7 @@ async fn refunds_follow_stripe_pending_then_succeeded_or_failed_and_retries_refu
     stack.stripe.fail_next(2, 500);
     let retried = refund(json!([4])).await;
     retried.assert_status(201);
-    assert_eq!(retried.json["status"], "succeeded");
+    assert_eq!(retried.json["refunds"][0]["status"], "succeeded");
     let refund_posts: Vec<_> = stack.stripe.requests().into_iter().filter(|r| r.path == "/v1/refunds").collect();
     let last_key = refund_posts.last().unwrap().idempotency_key.clone();
     assert_eq!(refund_posts.iter().filter(|r| r.idempotency_key == last_key).count(), 3, "two failures, one success");
@@ -259,4 +259,57 @@ async fn the_hourly_sweep_reminds_once_and_expires_gifts_nobody_claimed() {
     let summary =
         (bestow::jobs::schedule::by_function("gift-sweep").unwrap().run)(stack.app.clone(), now).await.unwrap();
     assert_eq!(summary["vendors"], 1);
+}
+
+#[tokio::test]
+async fn a_whole_order_refund_of_many_units_and_a_refund_stripe_did_not_answer_settle_through_jobs() {
+    let stack = Stack::start().await;
+    let shop = gift_shop(&stack, "bigrefund").await;
+    let (id, units) = split_order(&stack, &shop, 100).await;
+    let refund = |body: Value| {
+        stack
+            .call(Method::POST, &format!("/vendors/bigrefund/orders/{id}/refunds"))
+            .token(&shop.owner)
+            .json(&body)
+            .send()
+    };
+
+    // Stripe does not answer (three 500s): the refund stays pending, units held, and the
+    // refund_request job asks again with the same idempotency key until Stripe answers.
+    stack.stripe.fail_next(3, 500);
+    let unanswered = refund(json!({"unit_numbers": [100]})).await;
+    unanswered.assert_status(201);
+    assert_eq!(unanswered.json["refunds"][0]["status"], "pending");
+    let key = stack.stripe.requests().last().unwrap().idempotency_key.clone();
+    let one = units[99]["amount_minor"].as_i64().unwrap();
+    bestow_tests::eventually(60, "the retried refund to settle", async || {
+        let order = shop.order(&stack, &id).await;
+        (order["refunded_minor"] == one).then_some(())
+    })
+    .await;
+    let asked: Vec<_> = stack.stripe.requests().into_iter().filter(|r| r.idempotency_key == key).collect();
+    assert_eq!(asked.len(), 4, "three failures, then one answer");
+    assert_eq!(stack.stripe.refunds().len(), 1);
+
+    // The whole order: the 99 other units, in refunds of at most 96 units asked by jobs.
+    let whole = refund(json!({"whole_order": true, "reason": "event cancelled"})).await;
+    whole.assert_status(201);
+    let parts = whole.json["refunds"].as_array().unwrap();
+    let sizes: Vec<usize> = parts.iter().map(|r| r["unit_numbers"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [96, 3]);
+    let total = shop.order(&stack, &id).await["totals"]["total_minor"].as_i64().unwrap();
+    bestow_tests::eventually(60, "the whole order to be refunded", async || {
+        let order = shop.order(&stack, &id).await;
+        (order["refunded_minor"] == total).then_some(())
+    })
+    .await;
+    let in_stripe: i64 = stack.stripe.refunds().iter().map(|r| r["amount"].as_i64().unwrap()).sum();
+    assert_eq!(in_stripe, total, "every unit refunded once, to the minor unit");
+    let listed = stack
+        .call(Method::GET, &format!("/vendors/bigrefund/orders/{id}/units?limit=100"))
+        .token(&shop.owner)
+        .send()
+        .await;
+    assert!(listed.json["items"].as_array().unwrap().iter().all(|u| u["status"] == "cancelled"));
+    refund(json!({"whole_order": true})).await.assert_problem(409);
 }

@@ -345,7 +345,7 @@ async fn a_gift_order_goes_from_checkout_to_gift_emails_with_qr_codes() {
     refund.assert_status(201);
     let unit_amount = units[0]["amount_minor"].as_i64().unwrap();
     assert_eq!(
-        (refund.json["status"].as_str(), refund.json["amount_minor"].as_i64()),
+        (refund.json["refunds"][0]["status"].as_str(), refund.json["refunds"][0]["amount_minor"].as_i64()),
         (Some("succeeded"), Some(unit_amount))
     );
     let in_stripe = stack.stripe.refunds();

@@ -23,6 +23,7 @@ pub const ALL: &[&WorkerDef] = &[
     &crate::fulfillment::jobs::GIFT_DELIVERY,
     &crate::fulfillment::jobs::PACKING_MANIFEST,
     &crate::fulfillment::jobs::GIFT_REMINDERS,
+    &crate::orders::jobs::REFUND_REQUEST,
 ];
 
 /// The environment variable holding a job type's queue URL.

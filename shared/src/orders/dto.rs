@@ -151,7 +151,8 @@ pub struct UnitList {
     pub next_cursor: Option<String>,
 }
 
-/// Refund some units, or the whole order (at most 96 units per refund). The amount is what the
+/// Refund some units (at most 96), or the whole order (every unit not shipped; in refunds of 96
+/// units, asked of Stripe by jobs when there are several). The amount is what the
 /// buyer paid for those units (bundle, shipping, tax share); units already shipped cannot be
 /// refunded here.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -166,3 +167,10 @@ pub struct RefundRequest {
 }
 
 pub use super::model::Refund as RefundResponse;
+
+/// The refunds a request made: one, or for a whole order of more than 96 units one per 96
+/// units (each settled by Stripe on its own).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundsResponse {
+    pub refunds: Vec<RefundResponse>,
+}

@@ -270,3 +270,63 @@ async fn save_progress(
     }
     Err(JobError::Retryable(format!("order {order_id} kept changing while the split saved its progress")))
 }
+
+/// Asks Stripe for a pending refund and settles it: for the refunds of a large whole-order
+/// refund, and for a refund Stripe did not answer. Retried (same idempotency key) until Stripe
+/// answers; the dead-letter queue keeps what never got an answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    pub order_id: String,
+    pub refund_id: String,
+}
+
+impl Job for RefundRequest {
+    const TYPE: &'static str = "refund_request";
+
+    fn idempotency_key(&self) -> String {
+        self.refund_id.clone()
+    }
+}
+
+pub struct RefundRequestHandler;
+
+impl JobHandler for RefundRequestHandler {
+    type Job = RefundRequest;
+
+    async fn handle(&self, ctx: &JobCtx, job: RefundRequest) -> Result<serde_json::Value, JobError> {
+        use super::model::RefundStatus;
+        use crate::integrations::stripe::StripeError;
+        let repo = OrderRepo::new(&ctx.app.table, &ctx.scope);
+        let refund = repo
+            .refund(&job.order_id, &job.refund_id)
+            .await?
+            .ok_or_else(|| JobError::Permanent(format!("refund {} not found", job.refund_id)))?
+            .value;
+        if refund.status != RefundStatus::Pending || refund.stripe_refund_id.is_some() {
+            // Settled, or Stripe has it and its webhook will settle it.
+            return Ok(json!({ "refund": refund.id, "status": refund.status }));
+        }
+        let order = repo
+            .order(&job.order_id)
+            .await?
+            .ok_or_else(|| JobError::Permanent(format!("order {} not found", job.order_id)))?
+            .value;
+        match super::service::request_stripe_refund(&ctx.app, &ctx.scope, &order, &refund).await {
+            Ok(()) | Err(StripeError::Rejected { .. } | StripeError::Unauthorized) => {}
+            Err(StripeError::Unavailable(why)) => return Err(JobError::Retryable(why)),
+        }
+        let settled = repo.refund(&job.order_id, &job.refund_id).await?.map(|r| r.value.status);
+        Ok(json!({ "refund": refund.id, "status": settled }))
+    }
+}
+
+pub const REFUND_REQUEST: WorkerDef = WorkerDef {
+    job_type: RefundRequest::TYPE,
+    function: "refund-request",
+    run: |app, event, deadline_ms| {
+        Box::pin(
+            async move { process_batch(&app, std::sync::Arc::new(RefundRequestHandler), event, deadline_ms).await },
+        )
+    },
+};

@@ -122,10 +122,10 @@ pub const CREATE_REFUND: RouteDef = RouteDef {
     function: "refunds-create",
     method: "POST",
     path: "/vendors/{vendorId}/orders/{orderId}/refunds",
-    summary: "Refund units of an order (or all, up to 96) through Stripe; the units are cancelled when Stripe confirms",
+    summary: "Refund units of an order, or the whole order, through Stripe; the units are cancelled when Stripe confirms",
     handler: Handler::Tenant { roles: MANAGERS, run: |ctx| Box::pin(create_refund(ctx)) },
     request: Some(schema::<RefundRequest>()),
-    response: Some(schema::<RefundResponse>()),
+    response: Some(schema::<RefundsResponse>()),
     success: 201,
     idempotent: true,
     ..BASE

@@ -574,7 +574,7 @@ pub async fn create_refund(
     scope: &TenantScope,
     order_id: &str,
     req: super::dto::RefundRequest,
-) -> Result<super::model::Refund, ApiError> {
+) -> Result<super::dto::RefundsResponse, ApiError> {
     use super::model::MAX_REFUND_UNITS;
     let order = get_order(app, scope, order_id).await?.value;
     if order.status != OrderStatus::Split {
@@ -583,9 +583,25 @@ pub async fn create_refund(
             order.status.as_str()
         )));
     }
+    if req.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::validation(vec![FieldError::new("/reason", "at most 500 characters")]));
+    }
     let numbers: Vec<u32> = match (&req.unit_numbers, req.whole_order) {
-        (Some(numbers), false) => numbers.clone(),
-        (None, true) => (1..=order.recipient_count).collect(),
+        (Some(numbers), false) => {
+            let mut errors = Vec::new();
+            if numbers.is_empty() || numbers.len() > MAX_REFUND_UNITS {
+                errors.push(FieldError::new("/unit_numbers", format!("1 to {MAX_REFUND_UNITS} units per refund")));
+            }
+            for (i, n) in numbers.iter().enumerate() {
+                if *n == 0 || *n > order.recipient_count || numbers[..i].contains(n) {
+                    errors.push(FieldError::new(format!("/unit_numbers/{i}"), "no such unit, or listed twice"));
+                }
+            }
+            ApiError::reject_if_any(errors)?;
+            numbers.clone()
+        }
+        // The whole order: every unit that can still be refunded, in refunds of 96 units.
+        (None, true) => refundable_units(app, scope, order_id).await?,
         _ => {
             return Err(ApiError::validation(vec![FieldError::new(
                 "/unit_numbers",
@@ -593,29 +609,100 @@ pub async fn create_refund(
             )]));
         }
     };
-    let mut errors = Vec::new();
-    if numbers.is_empty() || numbers.len() > MAX_REFUND_UNITS {
-        errors.push(FieldError::new("/unit_numbers", format!("1 to {MAX_REFUND_UNITS} units per refund")));
+    if numbers.is_empty() {
+        return Err(ApiError::Conflict("no unit of this order can be refunded any more".into()));
     }
-    if req.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        errors.push(FieldError::new("/reason", "at most 500 characters"));
-    }
-    for (i, n) in numbers.iter().enumerate() {
-        if *n == 0 || *n > order.recipient_count || numbers[..i].contains(n) {
-            errors.push(FieldError::new(format!("/unit_numbers/{i}"), "no such unit, or listed twice"));
+
+    let mut refunds = Vec::new();
+    let mut held = Ok(());
+    for chunk in numbers.chunks(MAX_REFUND_UNITS) {
+        match hold_units(app, scope, &order, chunk, req.reason.as_deref()).await {
+            Ok(refund) => refunds.push(refund),
+            Err(err) => {
+                held = Err(err);
+                break;
+            }
         }
     }
-    ApiError::reject_if_any(errors)?;
+    if refunds.len() == 1 && held.is_ok() {
+        // One refund: Stripe's answer comes back on this request.
+        let refund = &refunds[0];
+        match request_stripe_refund(app, scope, &order, refund).await {
+            Ok(()) => {}
+            Err(StripeError::Unavailable(why)) => {
+                // No answer is no verdict (Stripe may have refunded): the job asks again with
+                // the same idempotency key until Stripe answers.
+                tracing::warn!(error = %why, refund_id = %refund.id, "stripe did not answer a refund; queued");
+                enqueue_refund_requests(app, scope, &refunds).await?;
+            }
+            Err(err) => return Err(stripe_failure(err)),
+        }
+    } else {
+        // Held refunds are asked of Stripe by jobs, also when a later chunk could not be held.
+        enqueue_refund_requests(app, scope, &refunds).await?;
+        held?;
+    }
+    let repo = OrderRepo::new(&app.table, scope);
+    let mut settled = Vec::with_capacity(refunds.len());
+    for refund in &refunds {
+        let current = repo.refund(order_id, &refund.id).await?.map(|r| r.value);
+        settled.push(current.ok_or_else(|| ApiError::internal("a refund just written is gone"))?);
+    }
+    Ok(super::dto::RefundsResponse { refunds: settled })
+}
 
-    let refund = hold_units(app, scope, &order, &numbers, req.reason.as_deref()).await?;
+/// The units of an order that can be refunded: not shipped, not refunded, not held.
+async fn refundable_units(app: &App, scope: &TenantScope, order_id: &str) -> Result<Vec<u32>, ApiError> {
+    use crate::fulfillment::model::{GiftState, UnitStatus};
+    let repo = OrderRepo::new(&app.table, scope);
+    let (mut numbers, mut cursor) = (Vec::new(), None);
+    loop {
+        let (units, next) = repo.units(order_id, 100, cursor.as_ref()).await?;
+        numbers.extend(
+            units
+                .into_iter()
+                .map(|u| u.value)
+                .filter(|u| {
+                    u.refund_id.is_none()
+                        && matches!(u.status, UnitStatus::AwaitingAddress | UnitStatus::Ready | UnitStatus::Packed)
+                        || (u.status == UnitStatus::Cancelled && u.gift == GiftState::Expired && u.refund_id.is_none())
+                })
+                .map(|u| u.number),
+        );
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(numbers),
+        }
+    }
+}
 
+async fn enqueue_refund_requests(
+    app: &App,
+    scope: &TenantScope,
+    refunds: &[super::model::Refund],
+) -> Result<(), ApiError> {
+    let jobs: Vec<super::jobs::RefundRequest> = refunds
+        .iter()
+        .map(|r| super::jobs::RefundRequest { order_id: r.order_id.clone(), refund_id: r.id.clone() })
+        .collect();
+    app.jobs.enqueue_batch(scope, &jobs).await.map(|_| ()).map_err(ApiError::internal)
+}
+
+/// Asks Stripe for a pending refund (the idempotency key is the refund's, so asking again is
+/// safe) and settles it on the answer. `Unavailable` leaves it pending for the caller to retry.
+pub async fn request_stripe_refund(
+    app: &App,
+    scope: &TenantScope,
+    order: &Order,
+    refund: &super::model::Refund,
+) -> Result<(), StripeError> {
     let metadata = BTreeMap::from([
         ("bestow_vendor".to_owned(), scope.vendor_id().to_string()),
-        ("bestow_order".to_owned(), order_id.to_owned()),
+        ("bestow_order".to_owned(), order.id.clone()),
         ("bestow_refund".to_owned(), refund.id.clone()),
     ]);
-    let asked = stripe_client(app, scope)
-        .await?
+    let client = stripe_client(app, scope).await.map_err(|e| StripeError::Unavailable(e.to_string()))?;
+    let asked = client
         .create_refund(
             &crate::integrations::stripe::NewRefund {
                 payment_intent: &order.payment_intent_id,
@@ -625,32 +712,18 @@ pub async fn create_refund(
             &format!("bestow-refund-{}-{}", scope.vendor_id(), refund.id),
         )
         .await;
-    match asked {
-        Ok(stripe_refund) => {
-            let state = StripeRefundState { status: &stripe_refund.status, id: Some(&stripe_refund.id), failure: None };
-            settle_refund(app, scope, order_id, &refund.id, state, None).await?;
-        }
-        // No answer is no verdict: Stripe may have refunded. The refund stays pending (its
-        // units held) until Stripe's refund.created / refund.updated settles it.
-        Err(StripeError::Unavailable(why)) => {
-            tracing::warn!(error = %why, refund_id = %refund.id, "stripe did not answer a refund");
-            return Err(ApiError::Upstream(format!(
-                "Stripe did not answer; refund {} stays pending until Stripe reports it",
-                refund.id
-            )));
-        }
+    let why;
+    let state = match &asked {
+        Ok(r) => StripeRefundState { status: &r.status, id: Some(&r.id), failure: None },
+        Err(StripeError::Unavailable(_)) => return asked.map(|_| ()),
         Err(err) => {
-            let why = err.to_string();
-            let state = StripeRefundState { status: "failed", id: None, failure: Some(&why) };
-            settle_refund(app, scope, order_id, &refund.id, state, None).await?;
-            return Err(stripe_failure(err));
+            why = err.to_string();
+            StripeRefundState { status: "failed", id: None, failure: Some(&why) }
         }
-    }
-    OrderRepo::new(&app.table, scope)
-        .refund(order_id, &refund.id)
-        .await?
-        .map(|r| r.value)
-        .ok_or_else(|| ApiError::internal("a refund just written is gone"))
+    };
+    let settled = settle_refund(app, scope, &order.id, &refund.id, state, None).await;
+    settled.map_err(|e| StripeError::Unavailable(format!("settling: {e}")))?;
+    asked.map(|_| ())
 }
 
 /// Writes a pending refund and marks its units as held by it, in one transaction. Units change
