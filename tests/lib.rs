@@ -10,13 +10,19 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bestow::App;
 use bestow::store::keys::{GLOBAL_PREFIX, PLATFORM_PREFIX, TENANT_PREFIX, belongs_to_vendor};
 use bestow_infra::devtoken::{DevKeys, DevUser};
+use bestow_infra::fakes::shopify::ShopifyFake;
 use bestow_infra::fakes::stripe::StripeFake;
 use bestow_infra::gateway::Gateway;
 use bestow_infra::provision::LocalNames;
-use bestow_infra::stack::{LocalStack, StackOptions};
+use bestow_infra::stack::{LocalShopify, LocalStack, StackOptions};
 use serde_json::Value;
 
 pub use reqwest::Method;
+
+/// The Shopify app the test stacks install (the fake knows it; the stack stores it as the
+/// platform secret).
+pub const SHOPIFY_API_KEY: &str = "bestow-test-app";
+pub const SHOPIFY_API_SECRET: &str = "shpss_test_app_secret_0123456789";
 
 /// Every log line any test's request wrote, as JSON lines.
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -62,6 +68,9 @@ pub struct Stack {
     pub local: LocalStack,
     /// This stack's own Stripe, over real HTTP.
     pub stripe: StripeFake,
+    /// This stack's own Shopify (every shop of it), over real HTTP; the app's credentials are
+    /// [`SHOPIFY_API_KEY`] and [`SHOPIFY_API_SECRET`].
+    pub shopify: ShopifyFake,
     http: reqwest::Client,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
@@ -171,6 +180,9 @@ impl Stack {
         );
         let prefix = format!("bestow-test-{}", &bestow::store::ids::new_id()[14..]);
         let stripe = StripeFake::start().await.expect("the Stripe fake starts");
+        let shopify = ShopifyFake::start(SHOPIFY_API_KEY, SHOPIFY_API_SECRET).await.expect("the Shopify fake starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
         let stack = LocalStack::provision(StackOptions {
             secrets_prefix: Some(format!("bestow/{prefix}")),
             prefix,
@@ -179,6 +191,12 @@ impl Stack {
             visibility_override: Some(2),
             counter: None,
             stripe_api_base: Some(stripe.base_url().to_owned()),
+            shopify: Some(LocalShopify {
+                api_base: shopify.base_url().to_owned(),
+                api_key: SHOPIFY_API_KEY.to_owned(),
+                api_secret: SHOPIFY_API_SECRET.to_owned(),
+            }),
+            public_base_url: Some(base.clone()),
         })
         .await
         .expect("provisioning from template.yaml");
@@ -186,8 +204,6 @@ impl Stack {
         let app = stack.app.clone();
         let keys = DevKeys::random();
         let gateway = Arc::new(Gateway::new(app.clone(), keys.clone(), bestow::routes::ALL));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
         let server = tokio::spawn(gateway.serve(listener));
         Stack {
             base,
@@ -200,6 +216,7 @@ impl Stack {
             pollers,
             local: stack,
             stripe,
+            shopify,
         }
     }
 

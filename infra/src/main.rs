@@ -20,6 +20,10 @@ const TOKEN_TTL_SECONDS: i64 = 12 * 3600;
 /// The demo vendor's Stripe keys, as `seed::seed_demo` stores them.
 const DEMO_STRIPE_SECRET_KEY: &str = "sk_test_localdemo000000";
 const DEMO_WEBHOOK_SECRET: &str = "whsec_localdemo000000";
+/// The local Shopify app and the demo shop it can be installed on.
+const DEMO_SHOPIFY_API_KEY: &str = "bestow-local-app";
+const DEMO_SHOPIFY_API_SECRET: &str = "shpss_localdemo_app_secret";
+const DEMO_SHOP: &str = "bestow-demo.myshopify.com";
 
 fn key_file() -> PathBuf {
     workspace_root().join(".local").join("dev-jwt-key")
@@ -29,6 +33,12 @@ async fn up(port: u16) -> Result<(), InfraError> {
     // Stripe, played locally: checkouts create PaymentIntents in it, confirming one (as Stripe.js
     // would) pays it, and its webhooks come back to the API below, signed with the vendor's secret.
     let stripe = bestow_infra::fakes::stripe::StripeFake::start().await?;
+    // Shopify, played locally: a demo shop with a small catalogue; installing the app on it
+    // (see the banner) mirrors it into the demo vendor's catalogue, and its webhooks come back.
+    let shopify =
+        bestow_infra::fakes::shopify::ShopifyFake::start(DEMO_SHOPIFY_API_KEY, DEMO_SHOPIFY_API_SECRET).await?;
+    shopify.add_shop(DEMO_SHOP, "EUR");
+    shopify.seed_catalogue(DEMO_SHOP, 12, 6, 24);
     let stack = LocalStack::provision(StackOptions {
         prefix: STACK_PREFIX.to_owned(),
         stage: "local".to_owned(),
@@ -38,6 +48,12 @@ async fn up(port: u16) -> Result<(), InfraError> {
         visibility_override: std::env::var("BESTOW_VISIBILITY_SECONDS").ok().and_then(|v| v.parse().ok()),
         counter: None,
         stripe_api_base: Some(stripe.base_url().to_owned()),
+        shopify: Some(bestow_infra::stack::LocalShopify {
+            api_base: shopify.base_url().to_owned(),
+            api_key: DEMO_SHOPIFY_API_KEY.to_owned(),
+            api_secret: DEMO_SHOPIFY_API_SECRET.to_owned(),
+        }),
+        public_base_url: Some(format!("http://127.0.0.1:{port}")),
     })
     .await?;
     let (template, names, app) = (&stack.template, &stack.names, stack.app.clone());
@@ -68,13 +84,16 @@ async fn up(port: u16) -> Result<(), InfraError> {
     let owner =
         keys.issue(&DevUser { sub: demo::OWNER, group: "owner", vendor_id: Some(demo::VENDOR_ID) }, TOKEN_TTL_SECONDS);
     let stripe_base = stripe.base_url();
+    let shopify_base = shopify.base_url();
     println!(
-        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  queues     {} (workers polling: {})\n  mail       SMTP sink on 127.0.0.1:2525, messages in .local/mail/\n  stripe     local Stripe fake at {stripe_base}\n  webhooks   POST http://127.0.0.1:{port}/webhooks/stripe/<vendor id>  (events for {} arrive by themselves, signed)\n  pay        curl -s -u {DEMO_STRIPE_SECRET_KEY}: -d payment_method=pm_card_visa {stripe_base}/v1/payment_intents/<pi id>/confirm\n             (<pi id>: the order's payment_intent_id; pm_card_chargeDeclined declines)\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
+        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  queues     {} (workers polling: {})\n  mail       SMTP sink on 127.0.0.1:2525, messages in .local/mail/\n  stripe     local Stripe fake at {stripe_base}\n  webhooks   POST http://127.0.0.1:{port}/webhooks/stripe/<vendor id>  (events for {} arrive by themselves, signed)\n  pay        curl -s -u {DEMO_STRIPE_SECRET_KEY}: -d payment_method=pm_card_visa {stripe_base}/v1/payment_intents/<pi id>/confirm\n             (<pi id>: the order's payment_intent_id; pm_card_chargeDeclined declines)\n  shopify    local Shopify fake at {shopify_base}, shop {DEMO_SHOP} (12 products)\n  install    curl -s -H \"Authorization: Bearer <owner token>\" -d '{{\"shop\":\"{DEMO_SHOP}\"}}' http://127.0.0.1:{port}/vendors/{}/shopify/install\n             then open (or curl -L) its authorize_url: the fake approves and redirects back; GET /vendors/{}/shopify shows the sync\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
         bestow::routes::ALL.len(),
         names.table,
         names.buckets.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>().join(", "),
         names.queues.iter().map(|(_, q)| q.as_str()).collect::<Vec<_>>().join(", "),
         pollers.len(),
+        demo::VENDOR_ID,
+        demo::VENDOR_ID,
         demo::VENDOR_ID,
         demo::VENDOR_ID,
         if seeded { "seeded now" } else { "already there" },

@@ -21,6 +21,18 @@ pub struct StackOptions {
     pub counter: Option<bestow::store::counter::CallCounter>,
     /// Where the functions reach Stripe (the local Stripe fake).
     pub stripe_api_base: Option<String>,
+    /// Shopify, played locally: the fake's root and the app's credentials (stored as the
+    /// platform secret, as operators store the real app's).
+    pub shopify: Option<LocalShopify>,
+    /// Where the API is served (`http://127.0.0.1:<port>`): the Shopify redirect and webhook
+    /// URLs point there.
+    pub public_base_url: Option<String>,
+}
+
+pub struct LocalShopify {
+    pub api_base: String,
+    pub api_key: String,
+    pub api_secret: String,
 }
 
 pub struct LocalStack {
@@ -51,11 +63,19 @@ impl LocalStack {
             "BESTOW_STAGE" => Some(options.stage.clone()),
             "BESTOW_SECRETS_PREFIX" => options.secrets_prefix.clone(),
             "BESTOW_STRIPE_API_BASE" => options.stripe_api_base.clone().or_else(|| std::env::var(name).ok()),
+            "BESTOW_SHOPIFY_API_BASE" => options.shopify.as_ref().map(|s| s.api_base.clone()),
+            "BESTOW_SHOPIFY_CALLBACK_URL" => options.public_base_url.as_ref().map(|b| format!("{b}/shopify/callback")),
+            "BESTOW_SHOPIFY_WEBHOOK_URL" => options.public_base_url.as_ref().map(|b| format!("{b}/webhooks/shopify")),
             other => {
                 queue_env.get(other).or_else(|| asset_env.get(other)).cloned().or_else(|| std::env::var(other).ok())
             }
         })
         .map_err(|e| InfraError::Other(e.to_string()))?;
+        if let Some(shopify) = &options.shopify {
+            let name = format!("{}/platform/shopify-app", config.secrets_prefix);
+            let value = serde_json::json!({ "api_key": shopify.api_key, "api_secret": shopify.api_secret }).to_string();
+            put_secret(&aws_sdk_secretsmanager::Client::new(&sdk), &name, &value).await?;
+        }
         let app = match &options.counter {
             Some(counter) => App::counted(config, &sdk, counter),
             None => App::from_parts(config, &sdk),
@@ -70,6 +90,16 @@ impl LocalStack {
         env.insert("BESTOW_STAGE".into(), self.app.config.stage.clone());
         env.insert("BESTOW_SECRETS_PREFIX".into(), self.app.config.secrets_prefix.clone());
         env.insert("BESTOW_STRIPE_API_BASE".into(), self.app.config.stripe_api_base.clone());
+        let config = &self.app.config;
+        for (name, value) in [
+            ("BESTOW_SHOPIFY_API_BASE", &config.shopify_api_base),
+            ("BESTOW_SHOPIFY_CALLBACK_URL", &config.shopify_callback_url),
+            ("BESTOW_SHOPIFY_WEBHOOK_URL", &config.shopify_webhook_url),
+        ] {
+            if let Some(value) = value {
+                env.insert(name.into(), value.clone());
+            }
+        }
         env.extend(asset_env(&self.names));
         env
     }
@@ -100,6 +130,23 @@ impl LocalStack {
     pub fn spawn_pollers(&self) -> Vec<JoinHandle<()>> {
         let workers = crate::poller::workers(&self.template, &self.provisioned.queue_urls);
         crate::poller::spawn(&self.app, &aws_sdk_sqs::Client::new(&self.sdk), workers)
+    }
+}
+
+/// Creates or updates a secret (the platform's own, which the template leaves to operators).
+async fn put_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) -> Result<(), InfraError> {
+    let updated = client.put_secret_value().secret_id(name).secret_string(value).send().await;
+    match updated {
+        Ok(_) => Ok(()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            client.create_secret().name(name).secret_string(value).send().await.map(|_| ()).map_err(|e| {
+                InfraError::Other(format!("creating {name}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
+            })
+        }
+        Err(err) => Err(InfraError::Other(format!(
+            "writing {name}: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(err)
+        ))),
     }
 }
 

@@ -34,6 +34,15 @@ pub struct Config {
     /// Where gift links point when a storefront has no host of its own
     /// (`BESTOW_GIFT_LINK_BASE`): links are `<base>/<storefront slug>/gifts/<code>`.
     pub gift_link_base: String,
+    /// Where shops are reached (`BESTOW_SHOPIFY_API_BASE`): unset in AWS (each shop's own
+    /// `https://<shop>`); the local Shopify fake's root locally, shops under `<base>/<shop>`.
+    pub shopify_api_base: Option<String>,
+    /// The OAuth redirect target registered with the Shopify app, the public
+    /// `GET /shopify/callback` route (`BESTOW_SHOPIFY_CALLBACK_URL`).
+    pub shopify_callback_url: Option<String>,
+    /// The Shopify webhook function's URL (`BESTOW_SHOPIFY_WEBHOOK_URL`), which an install
+    /// subscribes to the shop's topics.
+    pub shopify_webhook_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +51,10 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty()).map(|v| v.trim_end_matches('/').to_owned())
 }
 
 impl Config {
@@ -83,6 +96,9 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map(|v| v.trim_end_matches('/').to_owned())
                 .unwrap_or_else(|| "https://gifts.bestow.example".to_owned()),
+            shopify_api_base: non_empty(lookup("BESTOW_SHOPIFY_API_BASE")),
+            shopify_callback_url: non_empty(lookup("BESTOW_SHOPIFY_CALLBACK_URL")),
+            shopify_webhook_url: non_empty(lookup("BESTOW_SHOPIFY_WEBHOOK_URL")),
         })
     }
 }

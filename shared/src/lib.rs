@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod orders;
 pub mod pdf;
 pub mod routes;
+pub mod shopify;
 pub mod store;
 pub mod storefronts;
 pub mod telemetry;

@@ -9,6 +9,7 @@ use crate::http::RouteDef;
 use crate::jobs::routes as jobs;
 use crate::notifications::routes as notifications;
 use crate::orders::routes as orders;
+use crate::shopify::routes as shopify;
 use crate::storefronts::routes as storefronts;
 use crate::vendors::routes as vendors;
 
@@ -64,12 +65,16 @@ pub const ALL: &[&RouteDef] = &[
     &fulfillment::FULFIL_UNITS,
     &fulfillment::CREATE_MANIFEST,
     &fulfillment::GET_MANIFEST,
+    &shopify::INSTALL,
+    &shopify::CALLBACK,
+    &shopify::GET_CONNECTION,
+    &shopify::SYNC,
 ];
 
 /// Webhook endpoints: each a function with its own function URL (no API Gateway route, no
 /// authorizer: the provider's signature authenticates). The local gateway serves them on the
 /// same port under their paths.
-pub const WEBHOOKS: &[&RouteDef] = &[&orders::STRIPE_WEBHOOK];
+pub const WEBHOOKS: &[&RouteDef] = &[&orders::STRIPE_WEBHOOK, &shopify::WEBHOOK];
 
 /// The route a function binary serves.
 pub fn by_function(function: &str) -> Option<&'static RouteDef> {

@@ -11,6 +11,7 @@ mod jobs;
 mod orders;
 mod runtime;
 mod secrets;
+mod shopify;
 mod storefronts;
 mod support;
 mod tenancy;

@@ -10,6 +10,10 @@
 //!                           split: DynamoDB calls against the ideal ⌈2N/100⌉ transactions,
 //!                           time, and every code checked unique and claimed
 //!
+//!   bestow-bench shopify [N] a full Shopify sync of N products (default 1,000; every 100th with
+//!                           120 variants) from the local Shopify fake at Shopify Plus's rate,
+//!                           then a second sync: GraphQL calls, DynamoDB calls, writes, time
+//!
 //! Needs the emulator and the SMTP sink (`infra/bestow bench jobs` starts both).
 
 use std::time::Instant;
@@ -30,6 +34,8 @@ struct Bench {
     stack: LocalStack,
     /// The local Stripe the stack's functions call.
     stripe: bestow_infra::fakes::stripe::StripeFake,
+    /// The local Shopify, with the bench's app installed nowhere yet.
+    shopify: bestow_infra::fakes::shopify::ShopifyFake,
     counter: CallCounter,
     gateway: Gateway,
     keys: DevKeys,
@@ -41,6 +47,7 @@ impl Bench {
         let counter = CallCounter::default();
         let prefix = format!("bestow-bench-{}", &bestow::store::ids::new_id()[16..]);
         let stripe = bestow_infra::fakes::stripe::StripeFake::start().await?;
+        let shopify = bestow_infra::fakes::shopify::ShopifyFake::start(BENCH_SHOPIFY_KEY, BENCH_SHOPIFY_SECRET).await?;
         let stack = LocalStack::provision(StackOptions {
             prefix,
             stage: "bench".into(),
@@ -48,6 +55,13 @@ impl Bench {
             visibility_override: Some(30),
             counter: Some(counter.clone()),
             stripe_api_base: Some(stripe.base_url().to_owned()),
+            shopify: Some(bestow_infra::stack::LocalShopify {
+                api_base: shopify.base_url().to_owned(),
+                api_key: BENCH_SHOPIFY_KEY.to_owned(),
+                api_secret: BENCH_SHOPIFY_SECRET.to_owned(),
+            }),
+            // Nothing calls back in a bench: the redirect is handed to the gateway directly.
+            public_base_url: Some("http://127.0.0.1:9".to_owned()),
         })
         .await?;
         let keys = DevKeys::random();
@@ -55,7 +69,7 @@ impl Bench {
         let admin = keys.issue(&DevUser { sub: "bench", group: "platform_admin", vendor_id: None }, 600);
         let vendor = json!({"id": "bench", "name": "Bench", "contact_email": "b@bench.example", "country": "DE", "currency": "EUR"});
         call(&gateway, &admin, Method::POST, "/vendors", Some(vendor), None).await?;
-        Ok(Self { stack, stripe, counter, gateway, keys, admin })
+        Ok(Self { stack, stripe, shopify, counter, gateway, keys, admin })
     }
 }
 
@@ -174,6 +188,10 @@ async fn jobs(n: usize) -> Result<(), InfraError> {
     Ok(())
 }
 
+fn expect(what: &str, status: u16, want: u16, body: &serde_json::Value) -> Result<(), InfraError> {
+    if status == want { Ok(()) } else { Err(InfraError::Other(format!("{what}: {status} {body}"))) }
+}
+
 fn dynamo_calls(counter: &CallCounter) -> (u64, Vec<(String, u64)>) {
     let calls: Vec<(String, u64)> = counter
         .snapshot()
@@ -186,9 +204,6 @@ fn dynamo_calls(counter: &CallCounter) -> (u64, Vec<(String, u64)>) {
 async fn catalog() -> Result<(), InfraError> {
     let Bench { stack, counter, gateway, keys, .. } = Bench::start().await?;
     let owner = keys.issue(&DevUser { sub: "bench-owner", group: "owner", vendor_id: Some("bench") }, 600);
-    let expect = |what: &str, status: u16, want: u16, body: &serde_json::Value| {
-        if status == want { Ok(()) } else { Err(InfraError::Other(format!("{what}: {status} {body}"))) }
-    };
 
     // 2,048 variants: 64 × 32 option values. The API answers 202 and queues the job; the
     // job's handler is run here, in this process, with every AWS call counted.
@@ -336,6 +351,62 @@ async fn catalog() -> Result<(), InfraError> {
     let (total, by_op) = dynamo_calls(&counter);
     println!(
         "    DynamoDB calls per product page {total} {by_op:?} (resolver, listing, product + variants in one Query)"
+    );
+    Ok(())
+}
+
+const BENCH_SHOPIFY_KEY: &str = "bestow-bench-app";
+const BENCH_SHOPIFY_SECRET: &str = "shpss_bench_app_secret";
+
+async fn shopify(n: usize) -> Result<(), InfraError> {
+    let Bench { stack, shopify, counter, gateway, keys, .. } = Bench::start().await?;
+    let shop = "bench-gifts.myshopify.com";
+    shopify.add_shop(shop, "EUR");
+    shopify.seed_catalogue(shop, n, 100, 120);
+    let variants: usize =
+        shopify.products(shop).iter().map(|p| p["variants"]["nodes"].as_array().map_or(0, Vec::len)).sum();
+    // Shopify Plus's GraphQL bucket refills at 1,000 points/s (standard plans: 100/s).
+    shopify.set_throttle(Some(shop), 2_000.0, 1_000.0);
+    let owner = keys.issue(&DevUser { sub: "bench-owner", group: "owner", vendor_id: Some("bench") }, 600);
+    let (status, _, started) =
+        call(&gateway, &owner, Method::POST, "/vendors/bench/shopify/install", Some(json!({ "shop": shop })), None)
+            .await?;
+    expect("install", status, 200, &started)?;
+    let authorize = reqwest::Url::parse(started["authorize_url"].as_str().unwrap_or_default())
+        .map_err(|e| InfraError::Other(e.to_string()))?;
+    let param =
+        |name: &str| authorize.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let redirect = shopify.authorize_redirect(shop, &param("redirect_uri"), &param("state"), &param("scope"));
+    let query = redirect.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let (status, _, done) = call(&gateway, "", Method::GET, &format!("/shopify/callback?{query}"), None, None).await?;
+    expect("callback", status, 200, &done)?;
+    let scope =
+        bestow::tenancy::guard::job_scope("bench", "shopify_sync").map_err(|e| InfraError::Other(e.to_string()))?;
+    println!("Shopify sync of {n} products ({variants} variants) at 1,000 points/s:");
+    for run in ["first", "second"] {
+        let job = bestow::shopify::jobs::ShopifySync { job_id: bestow::store::ids::new_id() };
+        let requests_before = shopify.requests().len();
+        counter.reset();
+        let started = Instant::now();
+        let result = bestow::shopify::service::run_full_sync(&stack.app, &scope, &job)
+            .await
+            .map_err(|e| InfraError::Other(e.to_string()))?;
+        let elapsed = started.elapsed();
+        let (total, by_op) = dynamo_calls(&counter);
+        println!(
+            "  {run:<6} {:.1} s; GraphQL requests {} {}; writes: {} products, {} variants",
+            elapsed.as_secs_f64(),
+            shopify.requests().len() - requests_before,
+            result["shopify"],
+            result["stats"]["products_written"],
+            result["stats"]["variants_written"],
+        );
+        println!("         DynamoDB calls {total} {by_op:?}");
+    }
+    println!(
+        "  ideal for a first sync: ⌈{variants}/25⌉ = {} BatchWriteItem, ⌈{n}/25⌉ = {} product transactions (25 products, their handle claims and audit entries each)",
+        variants.div_ceil(25),
+        n.div_ceil(25)
     );
     Ok(())
 }
@@ -518,12 +589,17 @@ async fn main() -> std::process::ExitCode {
             _ => Err(InfraError::Other(format!("not a count: {n}"))),
         },
         ["catalog"] => catalog().await,
+        ["shopify"] => shopify(1_000).await,
+        ["shopify", n] => match n.parse() {
+            Ok(n) if n > 0 && n <= 10_000 => shopify(n).await,
+            _ => Err(InfraError::Other(format!("not a count of 1 to 10,000: {n}"))),
+        },
         ["orders"] => orders(10_000).await,
         ["orders", n] => match n.parse() {
             Ok(n) if n > 0 && n <= 10_000 => orders(n).await,
             _ => Err(InfraError::Other(format!("not a count of 1 to 10,000: {n}"))),
         },
-        _ => Err(InfraError::Other("usage: bestow-bench jobs [N] | catalog | orders [N]".into())),
+        _ => Err(InfraError::Other("usage: bestow-bench jobs [N] | catalog | orders [N] | shopify [N]".into())),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

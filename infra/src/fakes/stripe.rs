@@ -14,8 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use rand::Rng;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
@@ -23,8 +22,6 @@ const API_VERSION: &str = "2024-06-20";
 
 /// The `User-Agent` of Stripe's webhook requests.
 const WEBHOOK_USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
-/// How long the endpoint has to answer one delivery attempt.
-const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The waits before each retry of a failed delivery (Stripe's own back-off, in seconds
 /// rather than hours).
 const WEBHOOK_RETRY_WAITS: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)];
@@ -651,7 +648,14 @@ async fn deliver(state: Arc<Mutex<State>>, outgoing: Outgoing) {
     for (attempt, wait) in waits.enumerate() {
         tokio::time::sleep(wait).await;
         let signature = bestow::integrations::stripe::signature_header(body.as_bytes(), now(), &secret);
-        let answer = post(&url, &body, &signature).await;
+        let headers = [
+            ("User-Agent", WEBHOOK_USER_AGENT),
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Stripe-Signature", signature.as_str()),
+            ("Accept", "*/*; q=0.5, application/xml"),
+            ("Cache-Control", "no-cache"),
+        ];
+        let answer = super::post(&url, &headers, &body).await;
         let delivered = matches!(answer, Ok(200..=299));
         let (status, error) = match answer {
             Ok(status) => (Some(status), None),
@@ -668,46 +672,6 @@ async fn deliver(state: Arc<Mutex<State>>, outgoing: Outgoing) {
         if delivered {
             return;
         }
-    }
-}
-
-/// POSTs a webhook over a plain HTTP/1.1 connection to an `http://host:port/path` URL: the
-/// answer's status, or why there was none.
-async fn post(url: &str, body: &str, signature: &str) -> Result<u16, String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("not an http:// URL: {url}"))?;
-    let (authority, path) = rest.find('/').map_or((rest, "/"), |slash| rest.split_at(slash));
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {WEBHOOK_USER_AGENT}\r\n\
-         Content-Type: application/json; charset=utf-8\r\nStripe-Signature: {signature}\r\n\
-         Accept: */*; q=0.5, application/xml\r\nCache-Control: no-cache\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut response = Vec::new();
-    let exchange = async {
-        let mut stream = TcpStream::connect(authority).await?;
-        stream.write_all(request.as_bytes()).await?;
-        // Read until the endpoint closes the connection (it was asked to, after its answer).
-        let mut chunk = [0; 4096];
-        loop {
-            match stream.read(&mut chunk).await? {
-                0 => return Ok::<_, std::io::Error>(()),
-                n => response.extend_from_slice(&chunk[..n]),
-            }
-        }
-    };
-    let outcome = tokio::time::timeout(WEBHOOK_TIMEOUT, exchange).await;
-    // An answer counts even if the connection then ends badly or stays open.
-    let status_line = response.split(|&b| b == b'\n').next().filter(|_| response.contains(&b'\n'));
-    let status = status_line
-        .map(String::from_utf8_lossy)
-        .filter(|line| line.starts_with("HTTP/"))
-        .and_then(|line| line.split(' ').nth(1)?.parse::<u16>().ok());
-    match (status, outcome) {
-        (Some(status), _) => Ok(status),
-        (None, Ok(Ok(()))) => Err("the connection closed without an HTTP answer".to_owned()),
-        (None, Ok(Err(error))) => Err(error.to_string()),
-        (None, Err(_)) => Err(format!("no answer within {} s", WEBHOOK_TIMEOUT.as_secs())),
     }
 }
 

@@ -382,6 +382,7 @@ async fn create_imported(
         generation: Some(GenerationLock { job_id: job_id.to_owned(), options_revision: 1, started_at: now.clone() }),
         images: Vec::new(),
         storefronts: Vec::new(),
+        external: None,
         created_at: now.clone(),
         updated_at: now,
     };

@@ -79,6 +79,8 @@ pub struct ProductResponse {
     pub variant_count: u32,
     /// Present while a variant generation job runs; variant writes wait for it (409).
     pub variant_generation: Option<GenerationInProgress>,
+    /// Where a mirrored product comes from (Shopify): it is changed there, not here.
+    pub external: Option<super::model::ExternalProduct>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -90,6 +92,7 @@ impl ProductResponse {
                 href: format!("/vendors/{vendor}/jobs/{}", g.job_id),
                 job_id: g.job_id,
             }),
+            external: p.external,
             id: p.id,
             handle: p.handle,
             title: p.title,

@@ -143,8 +143,33 @@ pub struct Product {
     /// catalogue write knows which listings' cards to refresh without a lookup.
     #[serde(default)]
     pub storefronts: Vec<String>,
+    /// Set when the product is mirrored from the vendor's Shopify shop, which owns it then:
+    /// the sync writes it, people change it in Shopify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalProduct>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Where a mirrored product comes from, and which upstream state it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExternalProduct {
+    /// `shopify`.
+    pub source: String,
+    /// The upstream id (`gid://shopify/Product/…`).
+    pub id: String,
+    /// The upstream `updatedAt` of the state held: an older state never replaces a newer one.
+    pub updated_at: String,
+    /// A digest of everything mapped from upstream (product and variants): a sync whose
+    /// mapping gives the same digest has nothing to write.
+    pub digest: String,
+}
+
+impl Product {
+    /// Mirrored products are changed upstream, not through the API.
+    pub fn synced_from(&self) -> Option<&str> {
+        self.external.as_ref().map(|e| e.source.as_str())
+    }
 }
 
 pub const MAX_IMAGES: usize = 50;
@@ -200,8 +225,19 @@ pub struct Variant {
     /// price -10 %) is applied once even when other jobs changed it in between.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bulk_jobs: Vec<String>,
+    /// The upstream variant of a mirrored product's variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalVariant>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExternalVariant {
+    /// `gid://shopify/ProductVariant/…`.
+    pub id: String,
+    /// `gid://shopify/InventoryItem/…`: inventory webhooks name the variant by it.
+    pub inventory_item_id: String,
 }
 
 /// How many bulk jobs a variant remembers: more jobs than this would have to change it
@@ -233,6 +269,7 @@ impl Variant {
             attributes: Attributes::new(),
             status: VariantStatus::Active,
             bulk_jobs: Vec::new(),
+            external: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
         }
@@ -652,6 +689,7 @@ pub(crate) fn test_product(options: Vec<ProductOption>, price_minor: i64) -> Pro
         generation: None,
         images: vec![],
         storefronts: vec![],
+        external: None,
         created_at: String::new(),
         updated_at: String::new(),
     }

@@ -82,6 +82,12 @@ impl<'a> CatalogRepo<'a> {
             .await
     }
 
+    /// Products by id, those that exist (one BatchGetItem per 100).
+    pub async fn products_by_id(&self, ids: &[String]) -> Result<Vec<Versioned<Product>>, StoreError> {
+        let keys: Vec<_> = ids.iter().map(|id| keys::product_key(self.scope, id)).collect();
+        self.table.batch_get(&keys).await?.into_iter().map(decode).collect()
+    }
+
     pub async fn variant(&self, product_id: &str, variant_id: &str) -> Result<Option<Versioned<Variant>>, StoreError> {
         self.table.get(&keys::variant_key(self.scope, product_id, variant_id)).await?.map(decode).transpose()
     }
@@ -237,6 +243,28 @@ impl<'a> CatalogRepo<'a> {
                 values: vec![(":variant", AttributeValue::S(variant_id.to_owned()))],
             },
         )
+    }
+
+    /// Moves a variant's stock by `delta` without reading it. With `require` (a Deny-policy
+    /// variant giving stock away), only when at least that much is there: the store refuses an
+    /// oversell, however many recipients accept at once.
+    pub fn move_stock(
+        &self,
+        product_id: &str,
+        variant_id: &str,
+        delta: i64,
+        require: Option<i64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let key = keys::variant_key(self.scope, product_id, variant_id);
+        let condition = match require {
+            Some(need) => Expression {
+                text: "attribute_exists(#pk) AND #stock >= :need",
+                names: vec![("#pk", attr::PK), ("#stock", "stock_quantity")],
+                values: vec![(":need", AttributeValue::N(need.to_string()))],
+            },
+            None => Expression { text: "attribute_exists(#pk)", names: vec![("#pk", attr::PK)], values: vec![] },
+        };
+        self.table.transact_add(&key, "stock_quantity", delta, &condition)
     }
 
     pub async fn commit(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {

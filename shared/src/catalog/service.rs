@@ -31,6 +31,16 @@ fn not_found(what: &str, id: &str) -> ApiError {
     ApiError::NotFound(format!("{what} {id} not found"))
 }
 
+/// A mirrored product is changed where it comes from; its listings (overrides) stay editable.
+fn synced(product: &Product) -> Result<(), ApiError> {
+    match product.synced_from() {
+        Some(source) => Err(ApiError::Conflict(format!(
+            "this product is synced from {source}: change it there, and the sync brings the change here"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn locked(product: &Product) -> Option<ApiError> {
     product.generation.as_ref().map(|lock| {
         ApiError::Conflict(format!(
@@ -118,6 +128,7 @@ pub async fn create_product(
         generation: None,
         images: Vec::new(),
         storefronts: Vec::new(),
+        external: None,
         created_at: now.clone(),
         updated_at: now.clone(),
     };
@@ -171,6 +182,7 @@ pub async fn update_product(
 ) -> Result<Versioned<Product>, ApiError> {
     let repo = CatalogRepo::new(&app.table, scope);
     let current = get_product(app, scope, product_id).await?;
+    synced(&current.value)?;
     if current.version != expected {
         return Err(ApiError::stale("product"));
     }
@@ -229,6 +241,7 @@ pub async fn put_options(
 ) -> Result<(Versioned<Product>, Option<String>), ApiError> {
     let repo = CatalogRepo::new(&app.table, scope);
     let current = get_product(app, scope, product_id).await?;
+    synced(&current.value)?;
     if let Some(lock) = &current.value.generation
         && !lock_abandoned(app, scope, lock).await?
         && let Some(conflict) = locked(&current.value)
@@ -367,6 +380,7 @@ pub async fn update_variant(
     let repo = CatalogRepo::new(&app.table, scope);
     let product = get_product(app, scope, product_id).await?;
     let current = repo.variant(product_id, variant_id).await?.ok_or_else(|| not_found("variant", variant_id))?;
+    synced(&product.value)?;
     if let Some(conflict) = locked(&product.value) {
         return Err(conflict);
     }

@@ -125,6 +125,11 @@ async fn deliver(app: &App, scope: &TenantScope, job: &GiftDelivery) -> Result<u
         .await
         .map_err(|e| JobError::Retryable(format!("storing QR codes: {}", aws_sdk_s3::error::DisplayErrorContext(e))))?;
     app.jobs.enqueue_batch(scope, &emails).await.map_err(|e| JobError::Retryable(e.to_string()))?;
+    // Units the buyer addressed are settled already: those of items mirrored from Shopify get
+    // their shop order now (the recipient's acceptance queues the others'). Queued before the
+    // units are marked, like the emails, so a retry queues them again (run once per unit).
+    let settled: Vec<&FulfillmentUnit> = units.iter().map(|u| &u.value).collect();
+    crate::shopify::service::order_settled_units(app, scope, &settled).await?;
 
     // One transaction for the chunk's units (≤ 50 items) and their audit entry; a unit changed
     // meanwhile (its recipient already opened the link) fails it, and the retry skips what is

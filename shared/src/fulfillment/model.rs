@@ -148,8 +148,25 @@ pub struct FulfillmentUnit {
     pub reminded_at: Option<String>,
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
+    /// The order created for this unit in the vendor's Shopify shop (synced variants): from
+    /// then on the shop fulfils it, and the gift can no longer be changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_order: Option<ExternalOrder>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExternalOrder {
+    /// `shopify`.
+    pub source: String,
+    /// `gid://shopify/Order/…`.
+    pub id: String,
+    /// The shop's order name, e.g. `#1001`.
+    pub name: String,
+    /// Set when the shop cancelled it: the vendor must settle the unit (refund or re-send).
+    #[serde(default)]
+    pub cancelled_at: Option<String>,
 }
 
 impl FulfillmentUnit {
@@ -204,7 +221,8 @@ pub enum FulfilAction {
 impl FulfillmentUnit {
     /// The recipient may still choose the variant and the address.
     pub fn is_changeable(&self) -> bool {
-        matches!(self.status, UnitStatus::AwaitingAddress | UnitStatus::Ready)
+        self.external_order.is_none()
+            && matches!(self.status, UnitStatus::AwaitingAddress | UnitStatus::Ready)
             && !matches!(self.gift, GiftState::Expired | GiftState::Cancelled)
     }
 

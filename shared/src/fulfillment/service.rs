@@ -227,8 +227,111 @@ pub async fn accept_gift(app: &App, typed: &str, req: AcceptGiftRequest) -> Resu
         "address in {}; {swapped} item(s) swapped",
         accepted.address.as_ref().map_or("", |a| &a.country)
     ));
-    save_unit(app, &scope, &accepted, version, &audit).await?;
+    accept_with_stock(app, &scope, &unit, &accepted, version, &audit).await?;
+    // The shop fulfils units of mirrored Shopify items: its order is created by a job. If the
+    // queue refuses, the error asks the recipient to confirm again, which queues it again.
+    crate::shopify::service::order_settled_units(app, &scope, &[&accepted]).await.map_err(ApiError::internal)?;
     gift_view(app, &scope, &accepted).await
+}
+
+/// One stock movement of an acceptance.
+struct StockMove<'a> {
+    product_id: &'a str,
+    variant_id: &'a str,
+    /// Negative takes stock, positive gives it back.
+    delta: i64,
+    /// Where the line is in the request (for an out-of-stock error).
+    line: usize,
+    /// Taken from a Deny-policy variant: refused unless the stock is there.
+    required: Option<i64>,
+    /// Stock before, when read: a move to 0 or below changes the listings' stock state.
+    before: Option<i64>,
+}
+
+/// Saves an acceptance with its stock: the first acceptance takes each item's stock, a swap
+/// gives the old variant's back and takes the new one's; all in the unit's transaction, with
+/// each taking conditioned on the stock being there (Deny policy) and each product checked
+/// unlocked, so concurrent acceptances can never oversell and a failed save moves nothing.
+async fn accept_with_stock(
+    app: &App,
+    scope: &TenantScope,
+    unit: &FulfillmentUnit,
+    accepted: &FulfillmentUnit,
+    version: u64,
+    audit: &AuditEntry,
+) -> Result<(), ApiError> {
+    let catalog = CatalogRepo::new(&app.table, scope);
+    let first = unit.gift != GiftState::Accepted;
+    let mut moves = Vec::new();
+    for (i, (now_line, before_line)) in accepted.lines.iter().zip(&unit.lines).enumerate() {
+        if !first && now_line.variant_id == before_line.variant_id {
+            continue;
+        }
+        let quantity = i64::from(now_line.quantity);
+        let variant = catalog.variant(&now_line.product_id, &now_line.variant_id).await?.map(|v| v.value);
+        let deny = variant.as_ref().is_none_or(|v| v.inventory_policy == InventoryPolicy::Deny);
+        moves.push(StockMove {
+            product_id: &now_line.product_id,
+            variant_id: &now_line.variant_id,
+            delta: -quantity,
+            line: i,
+            required: deny.then_some(quantity),
+            before: variant.map(|v| v.stock_quantity),
+        });
+        if !first {
+            moves.push(StockMove {
+                product_id: &before_line.product_id,
+                variant_id: &before_line.variant_id,
+                delta: i64::from(before_line.quantity),
+                line: i,
+                required: None,
+                before: None,
+            });
+        }
+    }
+    let mut writes = vec![
+        OrderRepo::new(&app.table, scope).save_unit(accepted, version)?,
+        AuditLog::new(&app.table, scope).transact_put(audit)?,
+    ];
+    for m in &moves {
+        writes.push(catalog.move_stock(m.product_id, m.variant_id, m.delta, m.required)?);
+    }
+    let mut products: Vec<&str> = moves.iter().map(|m| m.product_id).collect();
+    products.sort_unstable();
+    products.dedup();
+    for product_id in &products {
+        writes.push(catalog.check_unlocked(product_id)?);
+    }
+    match app.table.transact(writes).await {
+        Ok(()) => {}
+        Err(crate::store::StoreError::TransactionConditionFailed { failed }) => {
+            let out_of_stock: Vec<FieldError> = failed
+                .iter()
+                .filter_map(|i| i.checked_sub(2).and_then(|m| moves.get(m)))
+                .filter(|m| m.required.is_some())
+                .map(|m| FieldError::new(format!("/variant_ids/{}", m.line), "is out of stock"))
+                .collect();
+            if !out_of_stock.is_empty() && !failed.contains(&0) {
+                return Err(ApiError::validation(out_of_stock));
+            }
+            if failed.iter().any(|i| *i >= 2 + moves.len()) {
+                return Err(ApiError::Conflict("the gift's product is being changed; try again in a minute".into()));
+            }
+            return Err(ApiError::Conflict("the gift changed meanwhile; load it again".into()));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    // Listing cards show whether a product is in stock: a taking that may have emptied a
+    // variant rebuilds them.
+    for product_id in products {
+        let emptied = moves
+            .iter()
+            .any(|m| m.product_id == product_id && m.delta < 0 && m.before.is_none_or(|b| b + m.delta <= 0));
+        if emptied && let Some(product) = catalog.product(product_id).await? {
+            crate::storefronts::service::refresh_listings(app, scope, &product.value).await;
+        }
+    }
+    Ok(())
 }
 
 /// The recipient's thank-you note, which the buyer sees on the order's units.

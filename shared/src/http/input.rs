@@ -69,6 +69,11 @@ impl Input {
         self.query.first(name)
     }
 
+    /// Every query parameter, decoded (a redirect's signature covers them all).
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

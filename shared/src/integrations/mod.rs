@@ -1,6 +1,7 @@
-//! Third parties, each encapsulated behind one client type with typed methods. The Stripe
-//! webhook check is here; the Stripe, Shopify and Xero clients join it in their issues.
+//! Third parties, each encapsulated behind one client type with typed methods: Stripe,
+//! Shopify, SMTP, and the Secrets Manager store their credentials live in.
 
 pub mod secrets;
+pub mod shopify;
 pub mod smtp;
 pub mod stripe;

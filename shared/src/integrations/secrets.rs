@@ -46,6 +46,12 @@ pub trait VendorSecret: Serialize + DeserializeOwned + Send + Sync + 'static {
     const NAME: &'static str;
 }
 
+/// A credential of the platform itself (not of a vendor), named `<prefix>/platform/<NAME>`,
+/// e.g. the Shopify app's client secret. Read at its current version.
+pub trait PlatformSecret: Serialize + DeserializeOwned + Send + Sync + 'static {
+    const NAME: &'static str;
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("secrets manager: {0}")]
@@ -99,8 +105,13 @@ impl SecretStore {
     /// Reads the version of a vendor's credentials that its configuration names, from the
     /// cache while fresh (versions never change, the TTL only bounds memory and revocation).
     pub async fn get<S: VendorSecret>(&self, scope: &TenantScope, at: &SecretRef) -> Result<S, SecretError> {
-        let name = self.name_for::<S>(scope);
-        let key = (name.clone(), at.version_id.clone());
+        self.read(self.name_for::<S>(scope), Some(&at.version_id)).await
+    }
+
+    /// A secret's version (the current one when `None`) as JSON of its kind, from the cache
+    /// while fresh.
+    async fn read<T: DeserializeOwned>(&self, name: String, version_id: Option<&str>) -> Result<T, SecretError> {
+        let key = (name.clone(), version_id.unwrap_or("AWSCURRENT").to_owned());
         let cached = {
             let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             cache.get(&key).filter(|c| c.fetched.elapsed() < self.ttl).map(|c| Arc::clone(&c.json))
@@ -112,7 +123,7 @@ impl SecretStore {
                     .client
                     .get_secret_value()
                     .secret_id(&name)
-                    .version_id(&at.version_id)
+                    .set_version_id(version_id.map(str::to_owned))
                     .send()
                     .await
                     .map_err(sdk_error)?;
@@ -124,6 +135,32 @@ impl SecretStore {
             }
         };
         serde_json::from_str(&json).map_err(|_| SecretError::Malformed { name })
+    }
+
+    pub fn platform_name<S: PlatformSecret>(&self) -> String {
+        format!("{}/platform/{}", self.prefix, S::NAME)
+    }
+
+    /// Reads a platform secret's current version, from the cache while fresh (the TTL bounds
+    /// how long a rotated secret's old value is still used).
+    pub async fn platform<S: PlatformSecret>(&self) -> Result<S, SecretError> {
+        self.read(self.platform_name::<S>(), None).await
+    }
+
+    /// Removes a vendor's credentials of one integration at once (no recovery window: a
+    /// disconnected integration's token must stop existing). Absent already is fine.
+    pub async fn delete<S: VendorSecret>(&self, scope: &TenantScope) -> Result<(), SecretError> {
+        let name = self.name_for::<S>(scope);
+        let deleted = self.client.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await;
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            cache.retain(|(cached, _), _| *cached != name);
+        }
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(()),
+            Err(err) => Err(sdk_error(err)),
+        }
     }
 
     /// Writes a new version of a vendor's credentials (creating the secret the first time)

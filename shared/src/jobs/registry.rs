@@ -24,6 +24,9 @@ pub const ALL: &[&WorkerDef] = &[
     &crate::fulfillment::jobs::PACKING_MANIFEST,
     &crate::fulfillment::jobs::GIFT_REMINDERS,
     &crate::orders::jobs::REFUND_REQUEST,
+    &crate::shopify::jobs::SHOPIFY_SYNC,
+    &crate::shopify::jobs::SHOPIFY_WEBHOOK,
+    &crate::shopify::jobs::SHOPIFY_ORDER,
 ];
 
 /// The environment variable holding a job type's queue URL.

@@ -115,6 +115,8 @@ pub struct UnitResponse {
     pub thank_you_note: Option<String>,
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
+    /// The order fulfilling this unit in the vendor's Shopify shop.
+    pub external_order: Option<crate::fulfillment::model::ExternalOrder>,
     pub updated_at: String,
 }
 
@@ -123,6 +125,7 @@ impl From<FulfillmentUnit> for UnitResponse {
         let code = RedemptionCode::parse(&u.code).map(|c| c.display()).unwrap_or(u.code);
         Self {
             id: u.id,
+            external_order: u.external_order,
             order_id: u.order_id,
             number: u.number,
             status: u.status,

@@ -187,6 +187,7 @@ fn unit_for(
         reminded_at: None,
         carrier: None,
         tracking_number: None,
+        external_order: None,
         created_at: now.to_owned(),
         updated_at: now.to_owned(),
     }

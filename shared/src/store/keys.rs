@@ -200,6 +200,36 @@ pub fn redemption_code_key(code: &str) -> Key {
     Key { pk: format!("{GLOBAL_PREFIX}CODE#{}", escape(code)), sk: "CODE".to_owned() }
 }
 
+// ---------------------------------------------------------------- Shopify
+
+/// The global item naming the vendor a Shopify shop is connected to: webhooks name only the
+/// shop, and this resolver item alone turns it into a tenant. One vendor per shop.
+pub fn shopify_shop_key(shop: &str) -> Key {
+    Key { pk: format!("{GLOBAL_PREFIX}SHOPIFY#SHOP#{}", escape(shop)), sk: "SHOP".to_owned() }
+}
+
+/// A pending install's single-use `state` nonce: global, since the OAuth redirect arrives
+/// without a tenant; it names the vendor and shop the install was started for.
+pub fn shopify_install_state_key(nonce: &str) -> Key {
+    Key { pk: format!("{GLOBAL_PREFIX}SHOPIFY#STATE#{}", escape(nonce)), sk: "STATE".to_owned() }
+}
+
+/// A Shopify webhook delivery already accepted (`X-Shopify-Webhook-Id`): deduplicates retries.
+pub fn shopify_webhook_key(scope: &TenantScope, webhook_id: &str) -> Key {
+    Key { pk: format!("{}#SHOPIFY_WEBHOOK#{}", tenant_partition(scope), escape(webhook_id)), sk: "WEBHOOK".to_owned() }
+}
+
+/// Links a shop order Bestow created (by the shop's order number) to its unit: privacy
+/// requests name shop orders.
+pub fn shopify_order_key(scope: &TenantScope, order_number: &str) -> Key {
+    Key { pk: format!("{}#SHOPIFY_ORDER#{}", tenant_partition(scope), escape(order_number)), sk: "ORDER".to_owned() }
+}
+
+/// A customer data export for a Shopify privacy request.
+pub fn shopify_data_request_object(scope: &TenantScope, request_id: &str) -> String {
+    format!("{}privacy/shopify/data-requests/{request_id}.json", vendor_object_prefix(scope))
+}
+
 // ---------------------------------------------------------------- S3 object keys
 
 /// Every object of a vendor in a bucket lies under this prefix (IAM and lifecycle rules can
@@ -264,6 +294,7 @@ pub mod sk {
     pub const SMTP: &str = "CONFIG#SMTP";
     pub const STRIPE: &str = "CONFIG#STRIPE";
     pub const STORAGE: &str = "CONFIG#STORAGE";
+    pub const SHOPIFY: &str = "CONFIG#SHOPIFY";
 }
 
 #[cfg(test)]

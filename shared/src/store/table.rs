@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, WriteRequest,
+    TransactWriteItem, Update, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -331,6 +331,35 @@ impl Table {
             .build()
             .map_err(|e| StoreError::Sdk(e.to_string()))?;
         Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// Adds `delta` to a number attribute and bumps the item's version, under `condition`:
+    /// a counter that moves without a read (stock), while writers of the whole item, which
+    /// condition on the version, see the change and read again.
+    pub fn transact_add(
+        &self,
+        key: &Key,
+        attribute: &'static str,
+        delta: i64,
+        condition: &Expression,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut names = condition.names();
+        names.insert("#add_attr".to_owned(), attribute.to_owned());
+        names.insert("#add_version".to_owned(), attr::VERSION.to_owned());
+        let mut values = condition.values().unwrap_or_default();
+        values.insert(":add_delta".to_owned(), AttributeValue::N(delta.to_string()));
+        values.insert(":add_one".to_owned(), AttributeValue::N("1".to_owned()));
+        let update = Update::builder()
+            .table_name(&*self.name)
+            .key(attr::PK, AttributeValue::S(key.pk.clone()))
+            .key(attr::SK, AttributeValue::S(key.sk.clone()))
+            .update_expression("SET #add_attr = #add_attr + :add_delta, #add_version = #add_version + :add_one")
+            .condition_expression(condition.text)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| StoreError::Sdk(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Unconditional puts of many items: ⌈n/25⌉ BatchWriteItem calls, a few in flight at
