@@ -321,8 +321,9 @@ async fn a_full_sync_of_1000_products_under_throttling_and_a_second_sync_that_wr
     stack.shopify.seed_catalogue(shop, 1000, 100, 120);
     let expected_variants: usize =
         stack.shopify.products(shop).iter().map(|p| p["variants"]["nodes"].as_array().unwrap().len()).sum();
-    // A bucket that holds one page at a time and refills in a fraction of a second.
-    stack.shopify.set_throttle(Some(shop), 700.0, 500.0);
+    // Shopify's 1,000-point bucket, refilling fast enough for a test: after each page the
+    // next one (898 points requested) must wait a moment for it.
+    stack.shopify.set_throttle(Some(shop), 1_000.0, 2_000.0);
 
     let first = connect(&stack, "bigshop", &owner, shop).await;
     assert_eq!(first["status"], "succeeded", "{first}");
@@ -467,18 +468,27 @@ async fn a_gift_of_a_synced_variant_becomes_one_shop_order_that_ships_it_and_nev
     .await;
     // The job again (a redelivery after a lost answer, a second queueing): still one order.
     let scope = bestow::tenancy::guard::job_scope("mirror", "shopify_order").unwrap();
-    let job = bestow::shopify::jobs::ShopifyOrder { order_id: order_id.clone(), number: 1 };
+    let unit = eventually(30, "the unit to record its shop order", async || {
+        let units = stack.call(Method::GET, &units_path).token(&gifts.owner).send().await.json;
+        let unit = units["items"][0].clone();
+        unit["external_order"]["id"].as_str().is_some_and(|id| !id.is_empty()).then_some(unit)
+    })
+    .await;
+    let job = bestow::shopify::jobs::ShopifyOrder { order_id: order_id.clone(), number: 1, unit_version: 99 };
     for _ in 0..2 {
         let outcome = bestow::shopify::service::create_shop_order(&stack.app, &scope, &job).await.unwrap();
         assert_eq!(outcome["outcome"], "already ordered", "{outcome}");
     }
-    assert_eq!(stack.shopify.orders(shop).len(), 1);
-    let unit = eventually(30, "the unit to record its shop order", async || {
-        let units = stack.call(Method::GET, &units_path).token(&gifts.owner).send().await.json;
-        let unit = units["items"][0].clone();
-        unit["external_order"]["id"].is_string().then_some(unit)
-    })
-    .await;
+    // A try that died after Shopify created the order and before the unit recorded it: the
+    // retry finds the order by its tag instead of creating another.
+    let repo = bestow::orders::repo::OrderRepo::new(&stack.app.table, &scope);
+    let stored = repo.unit(&order_id, 1).await.unwrap().unwrap();
+    let mut forgotten = stored.value.clone();
+    forgotten.external_order = Some(bestow::fulfillment::model::ExternalOrder::pending("shopify"));
+    stack.app.table.transact(vec![repo.save_unit(&forgotten, stored.version).unwrap()]).await.unwrap();
+    let outcome = bestow::shopify::service::create_shop_order(&stack.app, &scope, &job).await.unwrap();
+    assert_eq!(outcome["outcome"], "ordered", "{outcome}");
+    assert_eq!(stack.shopify.orders(shop).len(), 1, "still one order in the shop");
     assert_eq!(unit["external_order"]["id"], shop_order["id"]);
     // Once the shop has it, the gift can no longer be changed.
     let view = stack.call(Method::GET, &format!("/gifts/{}", codes[0])).send().await;
@@ -565,6 +575,28 @@ async fn an_uninstall_removes_the_token_and_stops_syncing_but_keeps_the_catalogu
     let secret = format!("{}/vendors/leaver/shopify", stack.app.config.secrets_prefix);
     let secrets = aws_sdk_secretsmanager::Client::new(&stack.sdk);
     assert!(secrets.get_secret_value().secret_id(&secret).send().await.is_ok());
+
+    // A signed app/uninstalled body replayed while the app is installed (or delivered late,
+    // after a re-install): the token still works, so nothing is disconnected.
+    let replay = json!({ "id": 1, "name": "Leaver", "domain": shop, "myshopify_domain": shop });
+    let signed = stack.shopify.signed_webhook(shop, "app/uninstalled", &replay);
+    post_webhook(&stack, &signed.headers, &signed.body).await.assert_status(200);
+    let id = signed.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-shopify-webhook-id")).unwrap().1.clone();
+    wait_event_job(&stack, "leaver", &id).await;
+    assert_eq!(connection(&stack, "leaver", &owner).await.json["status"], "connected");
+    assert!(secrets.get_secret_value().secret_id(&secret).send().await.is_ok());
+    // The same body under another shop's header is refused: erasing topics must name the
+    // header's shop in their signed body.
+    let mut other_shop = signed.headers.clone();
+    for (k, v) in &mut other_shop {
+        if k.eq_ignore_ascii_case("x-shopify-shop-domain") {
+            *v = "victim-gifts.myshopify.com".into();
+        }
+        if k.eq_ignore_ascii_case("x-shopify-webhook-id") {
+            *v = "another-delivery".into();
+        }
+    }
+    post_webhook(&stack, &other_shop, &signed.body).await.assert_status(400);
 
     stack.shopify.uninstall(shop);
     eventually(60, "the uninstall to take effect", async || {

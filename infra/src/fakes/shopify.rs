@@ -539,7 +539,7 @@ impl ShopifyFake {
         self.lock().shops.get(shop).map(|s| s.orders.clone()).unwrap_or_default()
     }
 
-    /// The shop's webhook subscriptions: `{id, topic, callbackUrl, format}`.
+    /// The shop's webhook subscriptions: `{id, topic, uri, callbackUrl, format}`.
     pub fn subscriptions(&self, shop: &str) -> Vec<Value> {
         self.lock().shops.get(shop).map(|s| s.subscriptions.clone()).unwrap_or_default()
     }
@@ -810,6 +810,13 @@ impl State {
             Ok(None) => return Answer::errors("unknown operation"),
             Err(message) => return Answer::errors(&message),
         };
+        if requested > MAX_QUERY_COST {
+            let error = json!({
+                "message": format!("Query cost is {requested}, which exceeds the single query max cost limit ({MAX_QUERY_COST})."),
+                "extensions": { "code": "MAX_COST_EXCEEDED", "cost": requested, "maxCost": MAX_QUERY_COST },
+            });
+            return Answer::json(200, json!({ "errors": [error] }));
+        }
         s.bucket.refill();
         if requested as f64 > s.bucket.available {
             *throttled = true;
@@ -882,15 +889,23 @@ impl State {
     }
 }
 
+/// What one product (with its options and their values) and one variant (with its selected
+/// options, inventory item, measurement and weight) cost: each object is a point.
+const PRODUCT_COST: u64 = 10;
+const VARIANT_COST: u64 = 10;
+/// Shopify refuses any single query that would cost more.
+const MAX_QUERY_COST: u64 = 1000;
+
 /// Shopify's requested cost of an operation: None if the operation is unknown. Product
 /// queries count `variantsFirst` variants per product (100 when not given).
 fn requested_cost(operation: &str, vars: &Value) -> Result<Option<u64>, String> {
     let page_size = || first(vars).map(|n| n as u64);
     let variants = variants_first(vars) as u64;
     Ok(Some(match operation {
-        "Products" => page_size()? * (1 + variants) + 2,
-        "ProductVariants" | "OrdersByTag" => page_size()? + 2,
-        "Product" => 2 + variants,
+        "Products" => page_size()? * (PRODUCT_COST + 2 + variants * VARIANT_COST) + 2,
+        "ProductVariants" => page_size()? * VARIANT_COST + 2,
+        "OrdersByTag" => page_size()? + 2,
+        "Product" => PRODUCT_COST + 2 + variants * VARIANT_COST,
         "InventoryItem" => 3,
         "ShopInfo" => 1,
         "WebhookSubscriptionCreate" | "OrderCreate" => 10,
@@ -905,7 +920,10 @@ fn execute(s: &mut Shop, ids: &mut Ids, operation: &str, vars: &Value) -> Result
     let data = match operation {
         "Products" => {
             let (nodes, page_info) = page(s.products.values(), |p| p.id, after(vars)?, first(vars)?);
-            let actual = 1 + nodes.iter().map(|p| 1 + p.variants.len().min(variants_first) as u64).sum::<u64>();
+            let actual = 2 + nodes
+                .iter()
+                .map(|p| PRODUCT_COST + 2 + p.variants.len().min(variants_first) as u64 * VARIANT_COST)
+                .sum::<u64>();
             let nodes: Vec<Value> = nodes.into_iter().map(|p| product_json(p, variants_first)).collect();
             let data = json!({ "products": { "nodes": nodes, "pageInfo": page_info } });
             return Ok((data, Some(actual)));
@@ -959,7 +977,9 @@ fn subscribe(s: &mut Shop, ids: &mut Ids, vars: &Value) -> Result<Value, String>
     let topic = topic.ok_or_else(|| {
         format!("Variable $topic of type WebhookSubscriptionTopic! was provided invalid value: {}", vars["topic"])
     })?;
-    let callback_url = vars["webhookSubscription"]["callbackUrl"].as_str().unwrap_or_default();
+    // `uri` since 2025-10; the deprecated `callbackUrl` is still taken.
+    let input = &vars["webhookSubscription"];
+    let callback_url = input["uri"].as_str().or_else(|| input["callbackUrl"].as_str()).unwrap_or_default();
     if s.subscriptions.iter().any(|x| x["topic"] == topic && x["callbackUrl"] == callback_url) {
         let error = json!({
             "field": ["webhookSubscription", "callbackUrl"],
@@ -969,9 +989,9 @@ fn subscribe(s: &mut Shop, ids: &mut Ids, vars: &Value) -> Result<Value, String>
     }
     let id = gid("WebhookSubscription", ids.next());
     let format = vars["webhookSubscription"]["format"].as_str().unwrap_or("JSON");
-    s.subscriptions.push(json!({ "id": id, "topic": topic, "callbackUrl": callback_url, "format": format }));
-    let endpoint = json!({ "__typename": "WebhookHttpEndpoint", "callbackUrl": callback_url });
-    Ok(json!({ "webhookSubscription": { "id": id, "topic": topic, "endpoint": endpoint }, "userErrors": [] }))
+    s.subscriptions
+        .push(json!({ "id": id, "topic": topic, "uri": callback_url, "callbackUrl": callback_url, "format": format }));
+    Ok(json!({ "webhookSubscription": { "id": id, "topic": topic, "uri": callback_url }, "userErrors": [] }))
 }
 
 /// `orderCreate`: all or nothing; with `DECREMENT_OBEYING_POLICY`, takes tracked stock and
@@ -1549,15 +1569,19 @@ mod tests {
     async fn fakes_shopify_products_pages_through_the_catalogue() {
         let fake = started().await;
         let seeded = fake.seed_catalogue(SHOP, 45, 10, 120);
+        // A bucket that never runs dry here: this test is about pages and costs.
+        fake.set_throttle(Some(SHOP), 10_000.0, 10_000.0);
         let (mut seen, mut after, mut pages) = (Vec::new(), Value::Null, 0);
         loop {
-            let answer = graphql(&fake, TOKEN, "Products", json!({ "first": 10, "after": after })).await.json();
+            let answer = graphql(&fake, TOKEN, "Products", json!({ "first": 10, "after": after, "variantsFirst": 5 }))
+                .await
+                .json();
             let products = &answer["data"]["products"];
             let nodes = products["nodes"].as_array().expect("nodes");
             let variants: usize = nodes.iter().map(|p| p["variants"]["nodes"].as_array().unwrap().len()).sum();
             let cost = &answer["extensions"]["cost"];
-            assert_eq!(cost["requestedQueryCost"], 10 * 101 + 2);
-            assert_eq!(cost["actualQueryCost"], json!(1 + nodes.len() + variants));
+            assert_eq!(cost["requestedQueryCost"], 10 * (10 + 2 + 5 * 10) + 2);
+            assert_eq!(cost["actualQueryCost"], json!(2 + nodes.len() * 12 + variants * 10));
             seen.extend(nodes.iter().map(|p| p["id"].as_str().unwrap().to_owned()));
             pages += 1;
             if products["pageInfo"]["hasNextPage"] == false {
@@ -1568,8 +1592,11 @@ mod tests {
         assert_eq!((seen, pages), (seeded.clone(), 5));
         // The client's own `variantsFirst` sets the variants per product, and the cost.
         let few = graphql(&fake, TOKEN, "Products", json!({ "first": 2, "variantsFirst": 2 })).await.json();
-        assert_eq!(few["extensions"]["cost"]["requestedQueryCost"], 2 * 3 + 2);
-        assert_eq!(few["extensions"]["cost"]["actualQueryCost"], 1 + 2 * 3);
+        assert_eq!(few["extensions"]["cost"]["requestedQueryCost"], 2 * (12 + 2 * 10) + 2);
+        assert_eq!(few["extensions"]["cost"]["actualQueryCost"], 2 + 2 * (12 + 2 * 10));
+        // Past Shopify's single-query maximum: refused whole, nothing charged.
+        let huge = graphql(&fake, TOKEN, "Products", json!({ "first": 10 })).await.json();
+        assert_eq!(huge["errors"][0]["extensions"]["code"], "MAX_COST_EXCEEDED");
         let variants = &few["data"]["products"]["nodes"][0]["variants"];
         assert_eq!(
             (variants["nodes"].as_array().unwrap().len(), &variants["pageInfo"]["hasNextPage"]),
@@ -1583,15 +1610,15 @@ mod tests {
         assert_eq!(variant["selectedOptions"][0]["optionValue"]["id"], small["options"][0]["optionValues"][1]["id"]);
         assert_eq!(variant["inventoryItem"]["measurement"]["weight"]["unit"], "GRAMS");
 
-        let big = graphql(&fake, TOKEN, "Product", json!({ "id": seeded[9] })).await.json();
+        let big = graphql(&fake, TOKEN, "Product", json!({ "id": seeded[9], "variantsFirst": 70 })).await.json();
         let big = &big["data"]["product"];
-        assert_eq!(big["variants"]["nodes"].as_array().unwrap().len(), 100);
+        assert_eq!(big["variants"]["nodes"].as_array().unwrap().len(), 70);
         assert_eq!(big["variants"]["nodes"][11]["title"], "XS / Blue");
         assert_eq!(big["variants"]["pageInfo"]["hasNextPage"], true);
         let rest = json!({ "id": seeded[9], "first": 50, "after": big["variants"]["pageInfo"]["endCursor"] });
         let rest = graphql(&fake, TOKEN, "ProductVariants", rest).await.json();
         let rest = &rest["data"]["product"]["variants"];
-        assert_eq!((rest["nodes"].as_array().unwrap().len(), &rest["pageInfo"]["hasNextPage"]), (20, &json!(false)));
+        assert_eq!((rest["nodes"].as_array().unwrap().len(), &rest["pageInfo"]["hasNextPage"]), (50, &json!(false)));
         let gone = json!({ "id": "gid://shopify/Product/1" });
         assert_eq!(graphql(&fake, TOKEN, "Product", gone).await.json()["data"]["product"], Value::Null);
 
@@ -1615,15 +1642,15 @@ mod tests {
         let fake = started().await;
         fake.seed_catalogue(SHOP, 3, 0, 0);
         fake.set_throttle(Some(SHOP), 600.0, 1.0);
-        let fits = graphql(&fake, TOKEN, "Products", json!({ "first": 5 })).await.json();
+        let fits = graphql(&fake, TOKEN, "Products", json!({ "first": 5, "variantsFirst": 3 })).await.json();
         let status = &fits["extensions"]["cost"]["throttleStatus"];
         assert_eq!((status["maximumAvailable"].as_f64(), status["restoreRate"].as_f64()), (Some(600.0), Some(1.0)));
-        assert_eq!(status["currentlyAvailable"], 600 - 13);
-        let throttled = graphql(&fake, TOKEN, "Products", json!({ "first": 10 })).await;
+        assert_eq!(status["currentlyAvailable"], 600 - (2 + 3 * (12 + 3 * 10)));
+        let throttled = graphql(&fake, TOKEN, "Products", json!({ "first": 10, "variantsFirst": 5 })).await;
         assert_eq!(throttled.status, 200);
         let body = throttled.json();
         assert_eq!(body["errors"][0]["extensions"]["code"], "THROTTLED");
-        assert_eq!(body["extensions"]["cost"]["requestedQueryCost"], 1012);
+        assert_eq!(body["extensions"]["cost"]["requestedQueryCost"], 622);
         assert_eq!(body["extensions"]["cost"]["actualQueryCost"], Value::Null);
         assert!(body.get("data").is_none());
         assert_eq!(fake.throttled_count(), 1);
@@ -1649,7 +1676,7 @@ mod tests {
                 ("ShopInfo", 200, false)
             ]
         );
-        assert_eq!(requests[1].variables, json!({ "first": 10 }));
+        assert_eq!(requests[1].variables, json!({ "first": 10, "variantsFirst": 5 }));
     }
 
     #[tokio::test]
@@ -1765,11 +1792,11 @@ mod tests {
         // The first delivery is refused: Shopify retries it a second later.
         let (url, mut received) = endpoint(vec![503, 200, 200]).await;
         let subscribe =
-            |topic: &str| json!({ "topic": topic, "webhookSubscription": { "callbackUrl": url, "format": "JSON" } });
+            |topic: &str| json!({ "topic": topic, "webhookSubscription": { "uri": url, "format": "JSON" } });
         let created = graphql(&fake, TOKEN, "WebhookSubscriptionCreate", subscribe("PRODUCTS_UPDATE")).await.json();
         let created = &created["data"]["webhookSubscriptionCreate"];
         assert_eq!(created["userErrors"], json!([]));
-        assert_eq!(created["webhookSubscription"]["endpoint"]["callbackUrl"], url.as_str());
+        assert_eq!(created["webhookSubscription"]["uri"], url.as_str());
         let again = graphql(&fake, TOKEN, "WebhookSubscriptionCreate", subscribe("PRODUCTS_UPDATE")).await.json();
         let again = &again["data"]["webhookSubscriptionCreate"];
         assert_eq!(again["webhookSubscription"], Value::Null);

@@ -163,6 +163,10 @@ async fn import_group(
         Some(claim) => catalog.product(&claim.product_id).await.map_err(retryable)?,
         None => None,
     };
+    if let Some(source) = existing.as_ref().and_then(|p| p.value.synced_from()) {
+        fail_all(&rows, errors, &format!("product {handle} is synced from {source}: change it there"));
+        return Ok(());
+    }
     if let Some(product) = &existing {
         let product_names: Vec<String> = product.value.options.iter().map(|o| o.name.to_lowercase()).collect();
         if product_names != names {
@@ -747,6 +751,12 @@ pub async fn run_bulk_update(
                 }
                 None => unchanged += 1,
             }
+        }
+        if let Some(source) = product.value.synced_from() {
+            for source_pointer in &sources {
+                refuse(&mut errors, source_pointer, format!("the product is synced from {source}: change it there"));
+            }
+            continue;
         }
         if product.value.generation.is_some() {
             for source in &sources {

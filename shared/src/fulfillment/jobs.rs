@@ -128,7 +128,7 @@ async fn deliver(app: &App, scope: &TenantScope, job: &GiftDelivery) -> Result<u
     // Units the buyer addressed are settled already: those of items mirrored from Shopify get
     // their shop order now (the recipient's acceptance queues the others'). Queued before the
     // units are marked, like the emails, so a retry queues them again (run once per unit).
-    let settled: Vec<&FulfillmentUnit> = units.iter().map(|u| &u.value).collect();
+    let settled: Vec<(&FulfillmentUnit, u64)> = units.iter().map(|u| (&u.value, u.version + 1)).collect();
     crate::shopify::service::order_settled_units(app, scope, &settled).await?;
 
     // One transaction for the chunk's units (≤ 50 items) and their audit entry; a unit changed

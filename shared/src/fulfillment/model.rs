@@ -169,6 +169,13 @@ pub struct ExternalOrder {
     pub cancelled_at: Option<String>,
 }
 
+impl ExternalOrder {
+    /// Being created: no id yet (the unit is frozen meanwhile).
+    pub fn pending(source: &str) -> Self {
+        Self { source: source.to_owned(), id: String::new(), name: String::new(), cancelled_at: None }
+    }
+}
+
 impl FulfillmentUnit {
     pub fn unit_id(order_id: &str, number: u32) -> String {
         format!("{order_id}-{number:05}")

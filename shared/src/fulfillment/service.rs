@@ -230,7 +230,9 @@ pub async fn accept_gift(app: &App, typed: &str, req: AcceptGiftRequest) -> Resu
     accept_with_stock(app, &scope, &unit, &accepted, version, &audit).await?;
     // The shop fulfils units of mirrored Shopify items: its order is created by a job. If the
     // queue refuses, the error asks the recipient to confirm again, which queues it again.
-    crate::shopify::service::order_settled_units(app, &scope, &[&accepted]).await.map_err(ApiError::internal)?;
+    crate::shopify::service::order_settled_units(app, &scope, &[(&accepted, version + 1)])
+        .await
+        .map_err(ApiError::internal)?;
     gift_view(app, &scope, &accepted).await
 }
 
@@ -246,6 +248,25 @@ struct StockMove<'a> {
     required: Option<i64>,
     /// Stock before, when read: a move to 0 or below changes the listings' stock state.
     before: Option<i64>,
+}
+
+/// One movement per variant: a transaction may name an item once (two lines of one variant,
+/// or a swap from one line's variant to another's). The net taking keeps its condition.
+fn merge_moves(moves: Vec<StockMove<'_>>) -> Vec<StockMove<'_>> {
+    let mut merged: Vec<StockMove<'_>> = Vec::with_capacity(moves.len());
+    for m in moves {
+        match merged.iter_mut().find(|x| x.product_id == m.product_id && x.variant_id == m.variant_id) {
+            Some(x) => {
+                x.delta += m.delta;
+                x.before = x.before.or(m.before);
+                let deny = x.required.is_some() || m.required.is_some();
+                x.required = (deny && x.delta < 0).then_some(-x.delta);
+            }
+            None => merged.push(m),
+        }
+    }
+    merged.retain(|m| m.delta != 0);
+    merged
 }
 
 /// Saves an acceptance with its stock: the first acceptance takes each item's stock, a swap
@@ -289,6 +310,7 @@ async fn accept_with_stock(
             });
         }
     }
+    let moves = merge_moves(moves);
     let mut writes = vec![
         OrderRepo::new(&app.table, scope).save_unit(accepted, version)?,
         AuditLog::new(&app.table, scope).transact_put(audit)?,

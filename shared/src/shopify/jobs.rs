@@ -128,8 +128,22 @@ fn ids(value: Option<&serde_json::Value>) -> Vec<String> {
 
 impl WebhookEvent {
     /// The event of a delivery; `None` for a topic Bestow does not act on or a payload that
-    /// lacks what the topic needs.
-    pub fn from_delivery(topic: &str, payload: &serde_json::Value) -> Option<Self> {
+    /// lacks what the topic needs. Only the body is signed (with one secret for every shop),
+    /// so the topics that erase something must name, in their body, the shop the
+    /// `X-Shopify-Shop-Domain` header names: `Err` when they do not.
+    pub fn from_delivery(topic: &str, shop: &str, payload: &serde_json::Value) -> Result<Option<Self>, String> {
+        let named = match topic {
+            "app/uninstalled" => text(payload.get("myshopify_domain")).or_else(|| text(payload.get("domain"))),
+            "shop/redact" | "customers/redact" | "customers/data_request" => text(payload.get("shop_domain")),
+            _ => return Ok(Self::event(topic, payload)),
+        };
+        if !named.is_some_and(|n| n.eq_ignore_ascii_case(shop)) {
+            return Err(format!("the {topic} body names another shop than X-Shopify-Shop-Domain"));
+        }
+        Ok(Self::event(topic, payload))
+    }
+
+    fn event(topic: &str, payload: &serde_json::Value) -> Option<Self> {
         let order_gid = || {
             text(payload.get("admin_graphql_api_id"))
                 .or_else(|| id_text(payload.get("id")).map(|n| format!("gid://shopify/Order/{n}")))
@@ -179,6 +193,8 @@ pub struct ShopifyWebhook {
     /// `X-Shopify-Webhook-Id`: the same delivery is the same effect.
     pub webhook_id: String,
     pub topic: String,
+    /// The shop that sent it: a shop the vendor no longer has is not acted on.
+    pub shop: String,
     pub event: WebhookEvent,
 }
 
@@ -216,13 +232,17 @@ pub const SHOPIFY_WEBHOOK: WorkerDef = WorkerDef {
 pub struct ShopifyOrder {
     pub order_id: String,
     pub number: u32,
+    /// The unit's version when it was queued: each settling of the unit is its own job (one
+    /// that found the unit not ready yet does not block a later one); the unit's own record
+    /// of its shop order keeps the order single.
+    pub unit_version: u64,
 }
 
 impl Job for ShopifyOrder {
     const TYPE: &'static str = "shopify_order";
 
     fn idempotency_key(&self) -> String {
-        format!("{}:{}", self.order_id, self.number)
+        format!("{}:{}:{}", self.order_id, self.number, self.unit_version)
     }
 }
 
@@ -253,8 +273,10 @@ mod tests {
     fn deliveries_become_events() {
         let product = WebhookEvent::from_delivery(
             "products/update",
+            "a.myshopify.com",
             &json!({ "id": 632910392u64, "updated_at": "2026-11-26T10:00:00-05:00", "variants": [] }),
-        );
+        )
+        .unwrap();
         assert_eq!(
             product,
             Some(WebhookEvent::Product {
@@ -264,9 +286,11 @@ mod tests {
         );
         let fulfilled = WebhookEvent::from_delivery(
             "orders/fulfilled",
+            "a.myshopify.com",
             &json!({ "id": 5, "tags": "bestow, bestow-unit-x-00001",
                      "fulfillments": [{ "tracking_company": "DHL", "tracking_number": "JD01" }] }),
-        );
+        )
+        .unwrap();
         assert_eq!(
             fulfilled,
             Some(WebhookEvent::OrderFulfilled {
@@ -276,7 +300,25 @@ mod tests {
                 tracking_number: Some("JD01".into()),
             })
         );
-        assert_eq!(WebhookEvent::from_delivery("products/update", &json!({ "title": "no id" })), None);
-        assert_eq!(WebhookEvent::from_delivery("carts/create", &json!({ "id": 1 })), None);
+        assert_eq!(
+            WebhookEvent::from_delivery("products/update", "a.myshopify.com", &json!({ "title": "x" })),
+            Ok(None)
+        );
+        assert_eq!(WebhookEvent::from_delivery("carts/create", "a.myshopify.com", &json!({ "id": 1 })), Ok(None));
+        // An erasing topic must name the header's shop in its (signed) body.
+        let uninstall = json!({ "id": 1, "myshopify_domain": "a.myshopify.com" });
+        assert_eq!(
+            WebhookEvent::from_delivery("app/uninstalled", "a.myshopify.com", &uninstall),
+            Ok(Some(WebhookEvent::Uninstalled))
+        );
+        assert!(WebhookEvent::from_delivery("app/uninstalled", "victim.myshopify.com", &uninstall).is_err());
+        assert!(
+            WebhookEvent::from_delivery(
+                "shop/redact",
+                "victim.myshopify.com",
+                &json!({ "shop_domain": "a.myshopify.com" })
+            )
+            .is_err()
+        );
     }
 }

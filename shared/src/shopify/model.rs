@@ -128,8 +128,11 @@ pub fn gid_number(gid: &str) -> &str {
     tail.split('?').next().unwrap_or(tail)
 }
 
+/// Ids of mirrored entities start with it (native ids are ULIDs, which never do).
+pub const MIRRORED_PREFIX: &str = "shopify-";
+
 pub fn mirrored_id(gid: &str) -> String {
-    format!("shopify-{}", gid_number(gid))
+    format!("{MIRRORED_PREFIX}{}", gid_number(gid))
 }
 
 pub fn product_gid(number: &str) -> String {

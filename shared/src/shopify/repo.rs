@@ -110,6 +110,19 @@ impl<'a> ShopifyRepo<'a> {
         )
     }
 
+    /// Gives a shop's lookup up in a transaction (the vendor moved to another shop): only if
+    /// it is still this vendor's.
+    pub fn transact_release_shop(&self, shop: &ShopDomain) -> Result<TransactWriteItem, StoreError> {
+        self.table.transact_delete(
+            &keys::shopify_shop_key(shop.as_str()),
+            &Expression {
+                text: "attribute_not_exists(#pk) OR #vendor = :vendor",
+                names: vec![("#pk", attr::PK), ("#vendor", "owner_vendor")],
+                values: vec![(":vendor", AttributeValue::S(self.scope.vendor_id().to_string()))],
+            },
+        )
+    }
+
     /// Gives the shop's lookup up (shop/redact): only this vendor's.
     pub async fn release_shop(&self, shop: &ShopDomain) -> Result<(), StoreError> {
         let condition = Expression {
@@ -144,13 +157,9 @@ impl<'a> ShopifyRepo<'a> {
         Ok(matches!(outcome, PutOutcome::Written))
     }
 
-    /// Forgets a delivery whose job could not be queued, so Shopify's retry is accepted.
-    pub async fn forget_webhook(&self, webhook_id: &str) -> Result<(), StoreError> {
-        let condition = Expression { text: "attribute_exists(#pk)", names: vec![("#pk", attr::PK)], values: vec![] };
-        match self.table.delete(&keys::shopify_webhook_key(self.scope, webhook_id), &condition).await {
-            Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
-            Err(other) => Err(other),
-        }
+    /// Whether a delivery was accepted before.
+    pub async fn webhook_seen(&self, webhook_id: &str) -> Result<bool, StoreError> {
+        Ok(self.table.get(&keys::shopify_webhook_key(self.scope, webhook_id)).await?.is_some())
     }
 
     /// Stores a pending install's nonce (expiring through the table's TTL as well).

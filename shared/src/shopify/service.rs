@@ -155,11 +155,15 @@ pub async fn complete_install(app: &App, query: &[(String, String)]) -> Result<I
     };
     let audit = AuditEntry::by(&state.requested_by, "owner", "shopify.installed", "shopify".to_owned())
         .summary(format!("connected {shop} with scopes {}", credentials.scope));
-    let writes = vec![
+    let mut writes = vec![
         repo.put_connection(&connection, current.as_ref().map(|c| c.version))?,
         repo.claim_shop(&shop)?,
         AuditLog::new(&app.table, &scope).transact_put(&audit)?,
     ];
+    // Moving to another shop frees the previous one for whoever owns it now.
+    if let Some(previous) = current.as_ref().map(|c| &c.value.shop).filter(|p| **p != shop) {
+        writes.push(repo.transact_release_shop(previous)?);
+    }
     app.table.transact(writes).await.map_err(|err| match err {
         StoreError::TransactionConditionFailed { failed } if failed.contains(&1) => {
             ApiError::Conflict("this shop is connected to another Bestow vendor".into())
@@ -189,9 +193,12 @@ async fn subscribe_webhooks(app: &App, client: &ShopifyClient) -> Vec<String> {
         tracing::error!("BESTOW_SHOPIFY_WEBHOOK_URL is not set: no webhooks subscribed");
         return Vec::new();
     };
+    // At once: the redirect has API Gateway's 29 s, and each call may retry.
+    let results =
+        futures_util::future::join_all(WEBHOOK_TOPICS.iter().map(|topic| client.subscribe_webhook(topic, url))).await;
     let mut subscribed = Vec::new();
-    for topic in WEBHOOK_TOPICS {
-        match client.subscribe_webhook(topic, url).await {
+    for (topic, result) in WEBHOOK_TOPICS.iter().zip(results) {
+        match result {
             Ok(()) => subscribed.push((*topic).to_owned()),
             Err(err) => tracing::warn!(topic, error = %err, "webhook not subscribed"),
         }
@@ -318,6 +325,10 @@ pub async fn receive_webhook(
         outcome: outcome.to_owned(),
         duplicate,
     };
+    let Some(event) = WebhookEvent::from_delivery(&topic, shop.as_str(), &payload).map_err(ApiError::BadRequest)?
+    else {
+        return Ok(answer(&format!("ignored: {topic} is not a topic Bestow acts on"), false));
+    };
     let Some(lookup) = repo::shop_lookup(&app.table, &shop).await? else {
         // A 200, so Shopify stops sending what no vendor will ever act on.
         return Ok(answer("ignored: the shop is not connected to Bestow", false));
@@ -325,28 +336,30 @@ pub async fn receive_webhook(
     let scope = crate::tenancy::guard::webhook_scope(&lookup.owner_vendor, "shopify")
         .map_err(|_| ApiError::internal("a shop lookup names an invalid vendor"))?;
     tracing::Span::current().record("vendor_id", scope.vendor_id().as_str());
-    let Some(event) = WebhookEvent::from_delivery(&topic, &payload) else {
-        return Ok(answer(&format!("ignored: {topic} is not a topic Bestow acts on"), false));
-    };
     let repo = ShopifyRepo::new(&app.table, &scope);
-    let receipt = WebhookReceipt { webhook_id: webhook_id.clone(), topic: topic.clone(), received_at: now_rfc3339() };
-    if !repo.record_webhook(&receipt).await? {
+    if repo.webhook_seen(&webhook_id).await? {
         return Ok(answer("already received", true));
     }
-    let job = ShopifyWebhook { webhook_id: webhook_id.clone(), topic: topic.clone(), event };
-    if let Err(err) = app.jobs.enqueue(&scope, &job).await {
-        // Forget the delivery, so Shopify's retry of it is accepted.
-        if let Err(forget) = repo.forget_webhook(&webhook_id).await {
-            tracing::error!(error = %forget, "a webhook receipt without its job");
-        }
-        return Err(ApiError::internal(err));
-    }
-    Ok(answer("queued", false))
+    // Queued before the receipt is recorded: a crash in between leaves a job (which runs once
+    // per delivery id, however often it is queued) rather than a receipt without its job.
+    let job = ShopifyWebhook { webhook_id: webhook_id.clone(), topic: topic.clone(), shop: shop.to_string(), event };
+    app.jobs.enqueue(&scope, &job).await.map_err(ApiError::internal)?;
+    let receipt = WebhookReceipt { webhook_id: webhook_id.clone(), topic: topic.clone(), received_at: now_rfc3339() };
+    let first = repo.record_webhook(&receipt).await?;
+    Ok(answer(if first { "queued" } else { "already received" }, !first))
 }
 
 /// Runs one webhook's effect (the `shopify_webhook` job).
 pub async fn run_webhook(app: &App, scope: &TenantScope, job: &ShopifyWebhook) -> Result<serde_json::Value, JobError> {
     use serde_json::json;
+    // A vendor that moved to another shop keeps the old shop's lookup until that shop's
+    // redact: nothing the old shop sends may touch the vendor's current connection.
+    let current = ShopifyRepo::new(&app.table, scope).connection().await.map_err(store_error)?;
+    if let Some(connection) = current
+        && connection.value.shop.as_str() != job.shop
+    {
+        return Ok(json!({ "outcome": format!("ignored: {} is no longer this vendor's shop", job.shop) }));
+    }
     match &job.event {
         WebhookEvent::Uninstalled => return uninstalled(app, scope).await.map(|o| json!({ "outcome": o })),
         WebhookEvent::DataRequest { request_id, customer_email, order_ids } => {
@@ -427,6 +440,10 @@ async fn archive_deleted(app: &App, scope: &TenantScope, product_number: &str) -
         let mut archived = current.value.clone();
         archived.status = ProductStatus::Archived;
         archived.updated_at = now_rfc3339();
+        // A later sync that finds the product in the shop after all restores it.
+        if let Some(external) = archived.external.as_mut() {
+            external.digest = String::new();
+        }
         let audit = AuditEntry::new(scope, "product.archived", format!("products/{}", archived.id))
             .versions(Some(current.version), Some(current.version + 1))
             .summary("deleted in Shopify");
@@ -503,6 +520,13 @@ async fn inventory_changed(
 async fn uninstalled(app: &App, scope: &TenantScope) -> Result<String, JobError> {
     if ShopifyRepo::new(&app.table, scope).connection().await.map_err(store_error)?.is_none() {
         return Ok("ignored: no connection".into());
+    }
+    // The token is only deleted once Shopify refuses it: a late delivery (after a re-install)
+    // or a replayed one must not disconnect a shop that still has the app.
+    if let Some((_, client)) = connected_client(app, scope).await.map_err(store_error)?
+        && client.token_works().await.map_err(job_error)?
+    {
+        return Ok("ignored: the shop's token still works (the app is installed)".into());
     }
     app.secrets.delete::<ShopifyCredentials>(scope).await.map_err(|e| JobError::Retryable(e.to_string()))?;
     let now = now_rfc3339();
@@ -697,6 +721,9 @@ pub async fn run_full_sync(app: &App, scope: &TenantScope, job: &ShopifySync) ->
             if !page.page_info.has_next_page {
                 return Ok(());
             }
+            if page.page_info.end_cursor.is_none() || page.page_info.end_cursor == after {
+                return Err(JobError::Retryable("Shopify's product pages do not advance".into()));
+            }
             after = page.page_info.end_cursor.clone();
         }
     }
@@ -715,7 +742,7 @@ pub async fn run_full_sync(app: &App, scope: &TenantScope, job: &ShopifySync) ->
         }
         return Err(err);
     }
-    let archived = archive_missing(app, scope, &seen).await?;
+    let archived = archive_missing(app, scope, &seen, &started).await?;
     let client_stats = client.stats();
     let finished = now_rfc3339();
     let status = if errors.is_empty() { "completed" } else { "completed_with_errors" };
@@ -742,8 +769,14 @@ pub async fn run_full_sync(app: &App, scope: &TenantScope, job: &ShopifySync) ->
     }))
 }
 
-/// Archives mirrored products the shop no longer has (one Query page per 100 products).
-async fn archive_missing(app: &App, scope: &TenantScope, seen: &HashSet<String>) -> Result<u64, JobError> {
+/// Archives mirrored products the shop no longer has (one Query page per 100 products); a
+/// product written since the sync started (a webhook's new product) is not judged by it.
+async fn archive_missing(
+    app: &App,
+    scope: &TenantScope,
+    seen: &HashSet<String>,
+    started: &str,
+) -> Result<u64, JobError> {
     let catalog = CatalogRepo::new(&app.table, scope);
     let mut cursor = None;
     let mut archived = 0;
@@ -751,7 +784,12 @@ async fn archive_missing(app: &App, scope: &TenantScope, seen: &HashSet<String>)
         let (products, next) = catalog.products(100, cursor.as_ref()).await.map_err(store_error)?;
         for product in products {
             let p = &product.value;
-            if p.synced_from() == Some(SOURCE) && p.status != ProductStatus::Archived && !seen.contains(&p.id) {
+            let written_since = !model::is_older(&p.updated_at, started);
+            if p.synced_from() == Some(SOURCE)
+                && p.status != ProductStatus::Archived
+                && !seen.contains(&p.id)
+                && !written_since
+            {
                 archive_deleted(
                     app,
                     scope,
@@ -833,9 +871,41 @@ pub async fn apply_products(
         product_writes.push((product, existing.cloned(), src));
     }
     // Variants first: a product whose write fails is retried whole by the next sync, since
-    // its stored digest is still the old one.
-    stats.variants_written += variant_writes.len() as u64;
-    catalog.batch_put_variants(&variant_writes).await.map_err(store_error)?;
+    // its stored digest is still the old one. New variants go in ⌈n/25⌉ batch writes;
+    // changed ones in transactions conditioned on the version read, so a stock movement or a
+    // webhook that wrote since is never overwritten: that product waits for the next sync.
+    let (new, changed): (Vec<_>, Vec<_>) = variant_writes.into_iter().partition(|v| v.version == 0);
+    stats.variants_written += new.len() as u64;
+    catalog.batch_put_variants(&new).await.map_err(store_error)?;
+    let mut conflicted = HashSet::new();
+    let mut by_product: Vec<(String, Vec<Versioned<Variant>>)> = Vec::new();
+    for variant in changed {
+        match by_product.iter_mut().find(|(id, _)| *id == variant.value.product_id) {
+            Some((_, list)) => list.push(variant),
+            None => by_product.push((variant.value.product_id.clone(), vec![variant])),
+        }
+    }
+    for (product_id, variants) in &by_product {
+        for chunk in variants.chunks(VARIANTS_PER_TRANSACTION) {
+            let items = chunk
+                .iter()
+                .map(|v| catalog.put_variant(&v.value, Some(v.version)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(store_error)?;
+            match app.table.transact(items).await {
+                Ok(()) => stats.variants_written += chunk.len() as u64,
+                Err(StoreError::TransactionConditionFailed { .. }) => {
+                    conflicted.insert(product_id.clone());
+                    break;
+                }
+                Err(other) => return Err(store_error(other)),
+            }
+        }
+    }
+    if !conflicted.is_empty() {
+        stats.stale += conflicted.len() as u64;
+        product_writes.retain(|(p, _, _)| !conflicted.contains(&p.id));
+    }
     for chunk in product_writes.chunks(PRODUCTS_PER_TRANSACTION) {
         let mut items = Vec::with_capacity(chunk.len() * 3);
         for (product, existing, _) in chunk {
@@ -862,6 +932,9 @@ pub async fn apply_products(
     stats.products_written += product_writes.len() as u64;
     Ok(errors)
 }
+
+/// Changed variants of one product per transaction (DynamoDB's limit).
+const VARIANTS_PER_TRANSACTION: usize = 100;
 
 /// Products per transaction: each is up to 4 items (itself, the new handle's claim, the old
 /// handle's release, the audit entry), within DynamoDB's 100.
@@ -922,18 +995,20 @@ async fn write_product_alone(
 // ---------------------------------------------------------------- shop orders of gift units
 
 /// Queues the shop orders of units whose address is settled (accepted by the recipient, or
-/// given by the buyer) and whose items are mirrored from Shopify; returns how many. One read
-/// of the connection, one SQS call per ten units.
+/// given by the buyer) and whose items all are mirrored from Shopify (a unit with items of the
+/// vendor's own is packed and shipped in Bestow, all of it); returns how many. `units` are
+/// the units with the version they were (or are being) saved at. One read of the
+/// connection, one SQS call per ten units.
 pub async fn order_settled_units(
     app: &App,
     scope: &TenantScope,
-    units: &[&FulfillmentUnit],
+    units: &[(&FulfillmentUnit, u64)],
 ) -> Result<usize, StoreError> {
     let jobs: Vec<ShopifyOrder> = units
         .iter()
-        .filter(|u| u.status == crate::fulfillment::model::UnitStatus::Ready && u.external_order.is_none())
-        .filter(|u| u.lines.iter().any(|l| l.variant_id.starts_with("shopify-")))
-        .map(|u| ShopifyOrder { order_id: u.order_id.clone(), number: u.number })
+        .filter(|(u, _)| u.status == crate::fulfillment::model::UnitStatus::Ready && u.external_order.is_none())
+        .filter(|(u, _)| u.lines.iter().all(|l| l.variant_id.starts_with(model::MIRRORED_PREFIX)))
+        .map(|(u, version)| ShopifyOrder { order_id: u.order_id.clone(), number: u.number, unit_version: *version })
         .collect();
     if jobs.is_empty() {
         return Ok(0);
@@ -961,14 +1036,33 @@ pub async fn create_shop_order(
     let Some(unit) = orders.unit(&job.order_id, job.number).await.map_err(store_error)? else {
         return Err(JobError::Permanent("no such unit".into()));
     };
-    if let Some(existing) = &unit.value.external_order {
+    if let Some(existing) = unit.value.external_order.as_ref().filter(|o| !o.id.is_empty()) {
         return Ok(json!({ "outcome": "already ordered", "shop_order": existing.name }));
     }
-    if unit.value.status != crate::fulfillment::model::UnitStatus::Ready {
+    if unit.value.external_order.is_none() && unit.value.status != crate::fulfillment::model::UnitStatus::Ready {
         return Ok(json!({ "outcome": format!("skipped: the unit is {}", unit.value.status.as_str()) }));
     }
     let Some((_, client)) = connected_client(app, scope).await.map_err(store_error)? else {
         return Err(JobError::Permanent("the vendor's Shopify shop is not connected".into()));
+    };
+    // The unit is frozen first (an order pending): from here on the recipient cannot swap
+    // what the shop is about to be asked for, and a retry knows an order may exist.
+    let unit = match &unit.value.external_order {
+        Some(_) => unit,
+        None => {
+            let mut pending = unit.value.clone();
+            pending.external_order = Some(ExternalOrder::pending(SOURCE));
+            pending.updated_at = now_rfc3339();
+            let writes = vec![orders.save_unit(&pending, unit.version).map_err(store_error)?];
+            match app.table.transact(writes).await {
+                Ok(()) => Versioned { value: pending, version: unit.version + 1 },
+                // Changed meanwhile (a swap): the change's own job orders it.
+                Err(StoreError::TransactionConditionFailed { .. }) => {
+                    return Ok(json!({ "outcome": "skipped: the unit changed; its newer job orders it" }));
+                }
+                Err(other) => return Err(store_error(other)),
+            }
+        }
     };
     let catalog = CatalogRepo::new(&app.table, scope);
     let mut line_items = Vec::new();
@@ -1011,6 +1105,9 @@ pub async fn create_shop_order(
             match client.create_order(&new_order).await.map_err(job_error)? {
                 OrderCreated::Created(order) => order,
                 OrderCreated::Refused(why) => {
+                    // Nothing was created: the unit is free again (the recipient may choose
+                    // another variant; that acceptance queues a new order).
+                    release_pending(app, scope, &unit).await?;
                     let now = now_rfc3339();
                     let message = format!("unit {}: the shop refused its order: {why}", unit.value.id);
                     if let Err(err) =
@@ -1025,6 +1122,17 @@ pub async fn create_shop_order(
     };
     record_shop_order(app, scope, &job.order_id, job.number, &order).await?;
     Ok(json!({ "outcome": "ordered", "shop_order": order.name }))
+}
+
+async fn release_pending(app: &App, scope: &TenantScope, unit: &Versioned<FulfillmentUnit>) -> Result<(), JobError> {
+    let mut free = unit.value.clone();
+    free.external_order = None;
+    free.updated_at = now_rfc3339();
+    let writes = vec![OrderRepo::new(&app.table, scope).save_unit(&free, unit.version).map_err(store_error)?];
+    match app.table.transact(writes).await {
+        Ok(()) | Err(StoreError::TransactionConditionFailed { .. }) => Ok(()),
+        Err(other) => Err(store_error(other)),
+    }
 }
 
 fn split_name(full: &str) -> (String, String) {
@@ -1049,7 +1157,7 @@ async fn record_shop_order(
         let Some(unit) = orders.unit(order_id, number).await.map_err(store_error)? else {
             return Err(JobError::Permanent("the unit is gone".into()));
         };
-        if unit.value.external_order.is_some() {
+        if unit.value.external_order.as_ref().is_some_and(|o| !o.id.is_empty()) {
             return Ok(());
         }
         let mut next = unit.value.clone();

@@ -63,6 +63,12 @@ impl Bucket {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Always,
+    WhenNotRun,
+}
+
 /// What the client did, for the sync's figures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ClientStats {
@@ -153,6 +159,30 @@ impl ShopifyClient {
         variables: serde_json::Value,
         cost: f64,
     ) -> Result<T, ShopifyError> {
+        self.send(operation, query, variables, cost, Retry::Always).await
+    }
+
+    /// Runs a mutation whose effect a lost answer would hide (creating an order): retried only
+    /// where Shopify said it did nothing (throttled, 429); after a timeout, a lost connection
+    /// or a 5xx the caller finds out what happened before trying again.
+    pub async fn run_once<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        query: &str,
+        variables: serde_json::Value,
+        cost: f64,
+    ) -> Result<T, ShopifyError> {
+        self.send(operation, query, variables, cost, Retry::WhenNotRun).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        query: &str,
+        variables: serde_json::Value,
+        cost: f64,
+        retry: Retry,
+    ) -> Result<T, ShopifyError> {
         let body = serde_json::json!({ "query": query, "variables": variables, "operationName": operation });
         let mut last_failure = String::new();
         for attempt in 0..MAX_TRIES {
@@ -173,6 +203,9 @@ impl ShopifyClient {
                 Ok(response) => response,
                 Err(err) => {
                     last_failure = format!("{operation}: {}", without_url(&err));
+                    if retry == Retry::WhenNotRun {
+                        return Err(ShopifyError::Unavailable(last_failure));
+                    }
                     self.count(|s| s.retried_errors += 1);
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
@@ -192,13 +225,17 @@ impl ShopifyClient {
                 429 => {
                     self.count(|s| s.throttled += 1);
                     last_failure = format!("{operation}: HTTP 429");
-                    let wait = retry_after.map_or(Duration::from_secs(1), Duration::from_secs_f64);
-                    tokio::time::sleep(wait.min(MAX_WAIT)).await;
+                    // Clamped before converting: a huge value must not overflow a Duration.
+                    let wait = retry_after.map_or(1.0, |s| s.min(MAX_WAIT.as_secs_f64()));
+                    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
                     continue;
                 }
                 500..=599 => {
-                    self.count(|s| s.retried_errors += 1);
                     last_failure = format!("{operation}: HTTP {status}");
+                    if retry == Retry::WhenNotRun {
+                        return Err(ShopifyError::Unavailable(last_failure));
+                    }
+                    self.count(|s| s.retried_errors += 1);
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }

@@ -1,18 +1,28 @@
 //! The typed operations Bestow runs against a shop, with their GraphQL documents and the
-//! requested cost Shopify calculates for each (1 per object, `first` × the nested costs per
-//! connection, +2 per connection), so the client can wait for the bucket before sending.
+//! requested cost Shopify calculates for each (objects cost 1, a connection 2 plus `first` ×
+//! its nodes' cost), so the client can wait for the bucket before sending, and no query passes
+//! Shopify's single-query maximum of 1,000 points.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::client::{ShopifyClient, ShopifyError};
 
+/// A variant with its selected options (3 × option and value), inventory item, measurement
+/// and weight.
+const VARIANT_COST: u32 = 10;
+/// A product with its options and their values (an estimate: lists have no `first`).
+const PRODUCT_COST: u32 = 10;
 /// Products per page of a full sync, with the first [`VARIANTS_PER_PRODUCT_PAGE`] variants of
-/// each: 25 × (1 + 25) + 2 = 652 points, a third of the standard bucket.
-pub const PRODUCTS_PER_PAGE: u32 = 25;
-pub const VARIANTS_PER_PRODUCT_PAGE: u32 = 25;
-/// Further variants of a large product, read on their own (Shopify's maximum page).
-pub const VARIANTS_PER_PAGE: u32 = 250;
+/// each: 8 × (10 + 2 + 10 × 10) + 2 = 898 points.
+pub const PRODUCTS_PER_PAGE: u32 = 8;
+pub const VARIANTS_PER_PRODUCT_PAGE: u32 = 10;
+/// Further variants of a large product, read on their own: 90 × 10 + 2 = 902 points.
+pub const VARIANTS_PER_PAGE: u32 = 90;
+
+fn products_cost(products: u32, variants_each: u32) -> f64 {
+    f64::from(products * (PRODUCT_COST + 2 + variants_each * VARIANT_COST) + 2)
+}
 
 const VARIANT_FIELDS: &str = "id title sku barcode price compareAtPrice inventoryPolicy inventoryQuantity updatedAt \
 selectedOptions { name value optionValue { id } } \
@@ -205,7 +215,7 @@ impl ShopifyClient {
              products(first: $first, after: $after, sortKey: ID) {{ nodes {{ {} }} pageInfo {{ hasNextPage endCursor }} }} }}",
             product_fields()
         );
-        let cost = f64::from(PRODUCTS_PER_PAGE * (1 + VARIANTS_PER_PRODUCT_PAGE) + 2);
+        let cost = products_cost(PRODUCTS_PER_PAGE, VARIANTS_PER_PRODUCT_PAGE);
         let variables =
             json!({ "first": PRODUCTS_PER_PAGE, "after": after, "variantsFirst": VARIANTS_PER_PRODUCT_PAGE });
         Ok(self.run::<Data>("Products", &query, variables, cost).await?.products)
@@ -220,7 +230,7 @@ impl ShopifyClient {
         }
         let query =
             format!("query Product($id: ID!, $variantsFirst: Int!) {{ product(id: $id) {{ {} }} }}", product_fields());
-        let cost = f64::from(1 + VARIANTS_PER_PRODUCT_PAGE + 2);
+        let cost = products_cost(1, VARIANTS_PER_PRODUCT_PAGE) - 2.0;
         let variables = json!({ "id": product_gid, "variantsFirst": VARIANTS_PER_PRODUCT_PAGE });
         let Some(mut product) = self.run::<Data>("Product", &query, variables, cost).await?.product else {
             return Ok(None);
@@ -246,13 +256,18 @@ impl ShopifyClient {
         while product.variants.page_info.has_next_page {
             let variables =
                 json!({ "id": product.id, "first": VARIANTS_PER_PAGE, "after": product.variants.page_info.end_cursor });
-            let cost = f64::from(VARIANTS_PER_PAGE + 2);
+            let cost = f64::from(VARIANTS_PER_PAGE * VARIANT_COST + 2);
             let Some(more) = self.run::<Data>("ProductVariants", &query, variables, cost).await?.product else {
                 // Deleted while being read: what was read stands; the delete webhook archives it.
                 break;
             };
+            let stuck = more.variants.page_info.end_cursor.is_none()
+                || more.variants.page_info.end_cursor == product.variants.page_info.end_cursor;
             product.variants.nodes.extend(more.variants.nodes);
             product.variants.page_info = more.variants.page_info;
+            if stuck && product.variants.page_info.has_next_page {
+                return Err(ShopifyError::Unavailable("Shopify's variant pages do not advance".into()));
+            }
         }
         Ok(())
     }
@@ -269,8 +284,26 @@ impl ShopifyClient {
         Ok(self.run::<Data>("InventoryItem", query, json!({ "id": inventory_item_gid }), 3.0).await?.inventory_item)
     }
 
+    /// Whether the token still opens the shop: `Ok(false)` when Shopify refuses it (the app
+    /// was uninstalled).
+    pub async fn token_works(&self) -> Result<bool, ShopifyError> {
+        #[derive(Deserialize)]
+        struct Data {
+            #[allow(dead_code)]
+            shop: serde_json::Value,
+        }
+        match self
+            .run::<Data>("ShopInfo", "query ShopInfo { shop { name myshopifyDomain currencyCode } }", json!({}), 1.0)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ShopifyError::Unauthorized) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Subscribes `callback_url` to a topic (`PRODUCTS_UPDATE`, …); an existing subscription
-    /// of the same topic and address counts as done.
+    /// of the same topic and address counts as done. (`uri` replaced `callbackUrl` in 2025-10.)
     pub async fn subscribe_webhook(&self, topic: &str, callback_url: &str) -> Result<(), ShopifyError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -286,8 +319,7 @@ impl ShopifyClient {
                      $webhookSubscription: WebhookSubscriptionInput!) { \
                      webhookSubscriptionCreate(topic: $topic, webhookSubscription: $webhookSubscription) { \
                      webhookSubscription { id topic } userErrors { field message } } }";
-        let variables =
-            json!({ "topic": topic, "webhookSubscription": { "callbackUrl": callback_url, "format": "JSON" } });
+        let variables = json!({ "topic": topic, "webhookSubscription": { "uri": callback_url, "format": "JSON" } });
         let data: Data = self.run("WebhookSubscriptionCreate", query, variables, 10.0).await?;
         let errors: Vec<_> = data
             .webhook_subscription_create
@@ -313,7 +345,9 @@ impl ShopifyClient {
         let query = "query OrdersByTag($first: Int!, $query: String!) { \
                      orders(first: $first, query: $query) { nodes { id name tags } } }";
         let variables = json!({ "first": 5, "query": format!("tag:'{}'", tag.replace('\'', "")) });
-        Ok(self.run::<Data>("OrdersByTag", query, variables, 7.0).await?.orders.nodes)
+        // Search matches words, not whole tags: keep the orders carrying exactly this one.
+        let orders = self.run::<Data>("OrdersByTag", query, variables, 7.0).await?.orders.nodes;
+        Ok(orders.into_iter().filter(|o| o.tags.iter().any(|t| t == tag)).collect())
     }
 
     /// Creates a paid order, decrementing stock as the shop's inventory policy allows.
@@ -333,7 +367,7 @@ impl ShopifyClient {
                      orderCreate(order: $order, options: $options) { order { id name tags } \
                      userErrors { field message } } }";
         let variables = json!({ "order": order, "options": { "inventoryBehaviour": "DECREMENT_OBEYING_POLICY" } });
-        let data: Data = self.run("OrderCreate", query, variables, 10.0).await?;
+        let data: Data = self.run_once("OrderCreate", query, variables, 10.0).await?;
         match data.order_create.order {
             Some(order) => Ok(OrderCreated::Created(order)),
             None => Ok(OrderCreated::Refused(
