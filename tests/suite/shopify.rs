@@ -617,3 +617,31 @@ async fn an_uninstall_removes_the_token_and_stops_syncing_but_keeps_the_catalogu
     assert_eq!(connection(&stack, "leaver", &owner).await.json["status"], "not_connected");
     assert!(shopify_items(&stack).await.is_empty(), "the connection and the shop lookup are gone");
 }
+
+#[tokio::test]
+async fn an_expiring_token_is_refreshed_before_use_and_the_new_one_stored() {
+    let stack = Stack::start().await;
+    let owner = stack.vendor("fresh").await;
+    let shop = "fresh-gifts.myshopify.com";
+    stack.shopify.add_shop(shop, "EUR");
+    stack.shopify.seed_catalogue(shop, 3, 0, 0);
+    // Tokens that expire within the refresh margin: every use refreshes first.
+    stack.shopify.set_token_lifetime(std::time::Duration::from_secs(2));
+    let first = connect(&stack, "fresh", &owner, shop).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let after_install = stack.shopify.token_refreshes();
+    assert!(after_install >= 1, "the sync refreshed the install's token first");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // The install's token has expired; the stored refresh token still works.
+    let started = stack.call(Method::POST, "/vendors/fresh/shopify/sync").token(&owner).send().await;
+    let second = wait_job(&stack, "fresh", &owner, started.json["id"].as_str().unwrap()).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert!(stack.shopify.token_refreshes() > after_install);
+    assert_eq!(stack.shopify.token_exchanges(), 1, "one authorization code, never asked again");
+    let secret = format!("{}/vendors/fresh/shopify", stack.app.config.secrets_prefix);
+    let stored =
+        aws_sdk_secretsmanager::Client::new(&stack.sdk).get_secret_value().secret_id(&secret).send().await.unwrap();
+    let stored: Value = serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+    assert!(stored["refresh_token"].as_str().is_some_and(|t| t.starts_with("shprt_")), "rotated refresh token stored");
+    assert!(stored["expires_at"].as_i64().is_some());
+}

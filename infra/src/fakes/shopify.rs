@@ -216,6 +216,9 @@ struct State {
     failures: VecDeque<(u16, f64)>,
     throttled: usize,
     token_exchanges: usize,
+    token_refreshes: usize,
+    /// How long an expiring access token lives (`expiring=1` exchanges; Shopify: 1 hour).
+    token_lifetime: std::time::Duration,
     /// Webhooks made under the lock, sent once it is released.
     outbox: Vec<Outgoing>,
     deliveries: Vec<Delivery>,
@@ -246,6 +249,10 @@ struct Shop {
     domain: String,
     currency: String,
     tokens: Vec<String>,
+    /// Expiring access tokens → when they stop working.
+    expiries: HashMap<String, std::time::Instant>,
+    /// Valid refresh tokens → the scope they grant. A refresh replaces the one it used.
+    refresh_tokens: HashMap<String, String>,
     /// Issued authorization codes, not yet exchanged → their scope.
     codes: HashMap<String, String>,
     products: BTreeMap<u64, Product>,
@@ -360,6 +367,8 @@ impl ShopifyFake {
             domain: domain.to_owned(),
             currency: currency.to_owned(),
             tokens: Vec::new(),
+            expiries: HashMap::new(),
+            refresh_tokens: HashMap::new(),
             codes: HashMap::new(),
             products: BTreeMap::new(),
             orders: Vec::new(),
@@ -510,6 +519,7 @@ impl ShopifyFake {
         self.apply(|state| {
             let s = state.shop(shop);
             s.tokens.clear();
+            s.refresh_tokens.clear();
             s.codes.clear();
             let name = capitalised(s.handle());
             let payload = json!({ "id": s.id, "name": name, "domain": s.domain, "myshopify_domain": s.domain });
@@ -554,9 +564,20 @@ impl ShopifyFake {
         self.lock().throttled
     }
 
-    /// How many requests reached `POST …/admin/oauth/access_token` (refused ones included).
+    /// How many authorization codes were presented to `POST …/admin/oauth/access_token`
+    /// (refused ones included; refreshes are counted apart).
     pub fn token_exchanges(&self) -> usize {
         self.lock().token_exchanges
+    }
+
+    /// How many refresh-token grants succeeded.
+    pub fn token_refreshes(&self) -> usize {
+        self.lock().token_refreshes
+    }
+
+    /// Expiring access tokens issued from now on live this long (Shopify: one hour).
+    pub fn set_token_lifetime(&self, lifetime: std::time::Duration) {
+        self.lock().token_lifetime = lifetime;
     }
 
     /// Every webhook delivery attempt so far, in the order they ended.
@@ -748,7 +769,6 @@ impl State {
 
     /// Exchanges a code (once) for the shop's offline access token.
     fn access_token(&mut self, shop: &str, query: &str, body: &[u8]) -> Answer {
-        self.token_exchanges += 1;
         let mut params = parse_form(query);
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(object)) => {
@@ -757,17 +777,37 @@ impl State {
             _ => params.extend(parse_form(&String::from_utf8_lossy(body))),
         }
         let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        if param("grant_type") != Some("refresh_token") {
+            self.token_exchanges += 1;
+        }
         if param("client_id") != Some(self.api_key.as_str()) || param("client_secret") != Some(self.api_secret.as_str())
         {
             let description = "Client authentication failed: the client_id or client_secret is invalid";
             return Answer::json(400, json!({ "error": "invalid_client", "error_description": description }));
         }
+        let lifetime =
+            if self.token_lifetime.is_zero() { std::time::Duration::from_secs(3600) } else { self.token_lifetime };
+        if param("grant_type") == Some("refresh_token") {
+            let used = param("refresh_token").unwrap_or("").to_owned();
+            let s = self.shop(shop);
+            let Some(scope) = s.refresh_tokens.remove(&used) else {
+                let description = "The refresh token is invalid, expired or was already used";
+                return Answer::json(400, json!({ "error": "invalid_grant", "error_description": description }));
+            };
+            let answer = issue_expiring(s, &scope, lifetime);
+            self.token_refreshes += 1;
+            return answer;
+        }
+        let expiring = param("expiring") == Some("1");
         let code = param("code").unwrap_or("").to_owned();
         let s = self.shop(shop);
         let Some(scope) = s.codes.remove(&code) else {
             let description = "The authorization code was not found or was already used";
             return Answer::json(400, json!({ "error": "invalid_request", "error_description": description }));
         };
+        if expiring {
+            return issue_expiring(s, &scope, lifetime);
+        }
         let token = format!("shpat_{}", hex(&rand::rng().random::<[u8; 16]>()));
         s.tokens.push(token.clone());
         Answer::json(200, json!({ "access_token": token, "scope": scope }))
@@ -799,7 +839,8 @@ impl State {
         }
         let State { shops, ids, throttled: throttled_count, .. } = self;
         let Some(s) = shops.get_mut(shop) else { return Answer::json(404, json!({ "errors": "Not Found" })) };
-        if !token.is_some_and(|t| s.tokens.iter().any(|known| known == t)) {
+        let live = |t: &str| s.expiries.get(t).is_none_or(|until| *until > std::time::Instant::now());
+        if !token.is_some_and(|t| s.tokens.iter().any(|known| known == t) && live(t)) {
             return Answer::json(401, json!({ "errors": INVALID_TOKEN }));
         }
         if !request["query"].is_string() {
@@ -895,6 +936,22 @@ const PRODUCT_COST: u64 = 10;
 const VARIANT_COST: u64 = 10;
 /// Shopify refuses any single query that would cost more.
 const MAX_QUERY_COST: u64 = 1000;
+
+/// An expiring offline token with its refresh token (Shopify's answer since December 2025).
+fn issue_expiring(s: &mut Shop, scope: &str, lifetime: std::time::Duration) -> Answer {
+    let token = format!("shpat_{}", hex(&rand::rng().random::<[u8; 16]>()));
+    let refresh = format!("shprt_{}", hex(&rand::rng().random::<[u8; 16]>()));
+    s.tokens.push(token.clone());
+    s.expiries.insert(token.clone(), std::time::Instant::now() + lifetime);
+    s.refresh_tokens.insert(refresh.clone(), scope.to_owned());
+    Answer::json(
+        200,
+        json!({
+            "access_token": token, "scope": scope, "expires_in": lifetime.as_secs(),
+            "refresh_token": refresh, "refresh_token_expires_in": 7_776_000,
+        }),
+    )
+}
 
 /// Shopify's requested cost of an operation: None if the operation is unknown. Product
 /// queries count `variantsFirst` variants per product (100 when not given).

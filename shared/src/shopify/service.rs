@@ -215,12 +215,13 @@ fn client_with(app: &App, credentials: &ShopifyCredentials) -> ShopifyClient {
     )
 }
 
-/// The vendor's connection and a client for its shop; `None` when not connected.
+/// The vendor's connection and a client for its shop; `None` when not connected. A token
+/// about to expire is refreshed first.
 async fn connected_client(
     app: &App,
     scope: &TenantScope,
-) -> Result<Option<(Versioned<ShopifyConnection>, ShopifyClient)>, StoreError> {
-    let Some(connection) = ShopifyRepo::new(&app.table, scope).connection().await? else {
+) -> Result<Option<(Versioned<ShopifyConnection>, ShopifyClient)>, JobError> {
+    let Some(connection) = ShopifyRepo::new(&app.table, scope).connection().await.map_err(store_error)? else {
         return Ok(None);
     };
     let Some(secret) =
@@ -228,10 +229,49 @@ async fn connected_client(
     else {
         return Ok(None);
     };
-    let credentials: ShopifyCredentials =
-        app.secrets.get(scope, &secret).await.map_err(|e| StoreError::Sdk(e.to_string()))?;
+    let mut credentials: ShopifyCredentials =
+        app.secrets.get(scope, &secret).await.map_err(|e| JobError::Retryable(e.to_string()))?;
+    if credentials.needs_refresh(now_epoch()) {
+        credentials = refresh_credentials(app, scope, &secret, &credentials).await?;
+    }
     let client = client_with(app, &credentials);
     Ok(Some((connection, client)))
+}
+
+/// Refreshes an expiring token: the new token and refresh token are stored (a new secret
+/// version) and the connection is pointed at them if it still names the version refreshed.
+/// Two workers refreshing at once: a refusal is answered by the version another worker
+/// stored meanwhile, if any (Shopify also keeps a used refresh token until its replacement
+/// is used, so a refresh whose answer was lost can be repeated).
+async fn refresh_credentials(
+    app: &App,
+    scope: &TenantScope,
+    refreshed_from: &crate::integrations::secrets::SecretRef,
+    credentials: &ShopifyCredentials,
+) -> Result<ShopifyCredentials, JobError> {
+    let app_creds = app.secrets.platform::<ShopifyApp>().await.map_err(|e| JobError::Retryable(e.to_string()))?;
+    let base = app.config.shopify_api_base.as_deref();
+    let fresh = match client::refresh(&app.http(), base, &app_creds, credentials).await {
+        Ok(fresh) => fresh,
+        Err(ShopifyError::Rejected(why)) => {
+            let current = ShopifyRepo::new(&app.table, scope).connection().await.map_err(store_error)?;
+            return match current.and_then(|c| c.value.secrets).filter(|s| s != refreshed_from) {
+                Some(newer) => app.secrets.get(scope, &newer).await.map_err(|e| JobError::Retryable(e.to_string())),
+                None => Err(JobError::Permanent(format!("{why}; install the app again"))),
+            };
+        }
+        Err(other) => return Err(job_error(other)),
+    };
+    let stored = app.secrets.put(scope, &fresh).await.map_err(|e| JobError::Retryable(e.to_string()))?;
+    let from = refreshed_from.clone();
+    update_connection(app, scope, |c| {
+        if c.secrets.as_ref() == Some(&from) {
+            c.secrets = Some(stored.clone());
+        }
+    })
+    .await
+    .map_err(store_error)?;
+    Ok(fresh)
 }
 
 /// Changes the connection item (read, change, conditional write; again on a race).
@@ -375,7 +415,7 @@ pub async fn run_webhook(app: &App, scope: &TenantScope, job: &ShopifyWebhook) -
         }
         _ => {}
     }
-    let Some((connection, client)) = connected_client(app, scope).await.map_err(store_error)? else {
+    let Some((connection, client)) = connected_client(app, scope).await? else {
         return Ok(json!({ "outcome": "ignored: the shop is not connected" }));
     };
     let currency = vendor_currency(app, scope).await?;
@@ -523,7 +563,7 @@ async fn uninstalled(app: &App, scope: &TenantScope) -> Result<String, JobError>
     }
     // The token is only deleted once Shopify refuses it: a late delivery (after a re-install)
     // or a replayed one must not disconnect a shop that still has the app.
-    if let Some((_, client)) = connected_client(app, scope).await.map_err(store_error)?
+    if let Some((_, client)) = connected_client(app, scope).await?
         && client.token_works().await.map_err(job_error)?
     {
         return Ok("ignored: the shop's token still works (the app is installed)".into());
@@ -688,7 +728,7 @@ pub struct SyncStats {
 /// variants, the mirror brought in line, then the mirrored products the shop no longer has
 /// archived. A retry starts over, and finds what the first try wrote unchanged.
 pub async fn run_full_sync(app: &App, scope: &TenantScope, job: &ShopifySync) -> Result<serde_json::Value, JobError> {
-    let Some((connection, client)) = connected_client(app, scope).await.map_err(store_error)? else {
+    let Some((connection, client)) = connected_client(app, scope).await? else {
         return Err(JobError::Permanent("the vendor has no connected Shopify shop".into()));
     };
     let records = JobRecords::new(&app.table, scope);
@@ -1042,7 +1082,7 @@ pub async fn create_shop_order(
     if unit.value.external_order.is_none() && unit.value.status != crate::fulfillment::model::UnitStatus::Ready {
         return Ok(json!({ "outcome": format!("skipped: the unit is {}", unit.value.status.as_str()) }));
     }
-    let Some((_, client)) = connected_client(app, scope).await.map_err(store_error)? else {
+    let Some((_, client)) = connected_client(app, scope).await? else {
         return Err(JobError::Permanent("the vendor's Shopify shop is not connected".into()));
     };
     // The unit is frozen first (an order pending): from here on the recipient cannot swap

@@ -65,12 +65,28 @@ impl crate::integrations::secrets::PlatformSecret for ShopifyApp {
     const NAME: &'static str = "shopify-app";
 }
 
-/// A shop's offline access token, stored as the vendor's `shopify` secret.
+/// A shop's offline access token, stored as the vendor's `shopify` secret. Public apps must
+/// use expiring offline tokens (one hour, with a refresh token that each refresh replaces)
+/// from January 2027, so the install asks for one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShopifyCredentials {
     pub shop: ShopDomain,
     pub access_token: Redacted,
     pub scope: String,
+    /// Epoch seconds; `None` for a non-expiring token.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub refresh_token: Option<Redacted>,
+}
+
+/// A token this close to its expiry is refreshed before use (a sync page must not outlive it).
+pub const REFRESH_MARGIN_SECONDS: i64 = 5 * 60;
+
+impl ShopifyCredentials {
+    pub fn needs_refresh(&self, now_epoch_s: i64) -> bool {
+        self.refresh_token.is_some() && self.expires_at.is_some_and(|at| at - now_epoch_s < REFRESH_MARGIN_SECONDS)
+    }
 }
 
 impl crate::integrations::secrets::VendorSecret for ShopifyCredentials {
@@ -106,9 +122,12 @@ pub fn authorize_url(
 struct TokenAnswer {
     access_token: String,
     scope: String,
+    expires_in: Option<i64>,
+    refresh_token: Option<String>,
 }
 
-/// Exchanges an authorization code for the shop's offline token (once: codes are single use).
+/// Exchanges an authorization code for the shop's expiring offline token (once: codes are
+/// single use).
 pub async fn exchange_code(
     http: &reqwest::Client,
     api_base: Option<&str>,
@@ -116,15 +135,46 @@ pub async fn exchange_code(
     app: &ShopifyApp,
     code: &str,
 ) -> Result<ShopifyCredentials, ShopifyError> {
+    let form = [
+        ("client_id", app.api_key.as_str()),
+        ("client_secret", app.api_secret.expose()),
+        ("code", code),
+        ("expiring", "1"),
+    ];
+    token_request(http, api_base, shop, &form, "the authorization code").await
+}
+
+/// Trades the refresh token for a new access token and a new refresh token.
+pub async fn refresh(
+    http: &reqwest::Client,
+    api_base: Option<&str>,
+    app: &ShopifyApp,
+    credentials: &ShopifyCredentials,
+) -> Result<ShopifyCredentials, ShopifyError> {
+    let refresh_token = credentials
+        .refresh_token
+        .as_ref()
+        .ok_or_else(|| ShopifyError::Rejected("the token has no refresh token".into()))?;
+    let form = [
+        ("client_id", app.api_key.as_str()),
+        ("client_secret", app.api_secret.expose()),
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.expose()),
+    ];
+    token_request(http, api_base, &credentials.shop, &form, "the refresh token").await
+}
+
+async fn token_request(
+    http: &reqwest::Client,
+    api_base: Option<&str>,
+    shop: &ShopDomain,
+    form: &[(&str, &str)],
+    what: &str,
+) -> Result<ShopifyCredentials, ShopifyError> {
     let url = format!("{}/admin/oauth/access_token", shop_base(api_base, shop));
-    let body = serde_json::json!({
-        "client_id": app.api_key,
-        "client_secret": app.api_secret.expose(),
-        "code": code,
-    });
     let response = http
         .post(&url)
-        .json(&body)
+        .form(form)
         .timeout(client::REQUEST_TIMEOUT)
         .send()
         .await
@@ -135,10 +185,13 @@ pub async fn exchange_code(
         200..=299 => {
             let answer: TokenAnswer = serde_json::from_str(&text)
                 .map_err(|e| ShopifyError::Unavailable(format!("unexpected token answer: {e}")))?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
             Ok(ShopifyCredentials {
                 shop: shop.clone(),
                 access_token: Redacted::new(answer.access_token),
                 scope: answer.scope,
+                expires_at: answer.expires_in.map(|s| now + s),
+                refresh_token: answer.refresh_token.map(Redacted::new),
             })
         }
         400..=499 => {
@@ -146,9 +199,9 @@ pub async fn exchange_code(
                 .ok()
                 .and_then(|v| v.get("error_description").and_then(|d| d.as_str()).map(str::to_owned))
                 .unwrap_or_else(|| format!("HTTP {status}"));
-            Err(ShopifyError::Rejected(format!("Shopify refused the authorization code: {detail}")))
+            Err(ShopifyError::Rejected(format!("Shopify refused {what}: {detail}")))
         }
-        _ => Err(ShopifyError::Unavailable(format!("token exchange: HTTP {status}"))),
+        _ => Err(ShopifyError::Unavailable(format!("token request: HTTP {status}"))),
     }
 }
 
