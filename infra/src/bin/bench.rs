@@ -385,6 +385,12 @@ async fn shopify(n: usize) -> Result<(), InfraError> {
     println!("Shopify sync of {n} products ({variants} variants) at 1,000 points/s:");
     for run in ["first", "second"] {
         let job = bestow::shopify::jobs::ShopifySync { job_id: bestow::store::ids::new_id() };
+        // The job resource its progress goes to, as the sync route creates it.
+        let record = bestow::jobs::records::JobRecord::queued(&scope, job.job_id.clone(), "shopify_sync", None);
+        bestow::jobs::records::JobRecords::new(&stack.app.table, &scope)
+            .create(&record)
+            .await
+            .map_err(|e| InfraError::Other(e.to_string()))?;
         let requests_before = shopify.requests().len();
         counter.reset();
         let started = Instant::now();

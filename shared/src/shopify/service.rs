@@ -746,6 +746,7 @@ pub async fn run_full_sync(app: &App, scope: &TenantScope, job: &ShopifySync) ->
     let mut seen = HashSet::new();
     let mut errors = Vec::new();
     let mut after: Option<String> = None;
+    let mut pages = 0u32;
     let outcome: Result<(), JobError> = async {
         loop {
             let mut page = client.products_page(after.as_deref()).await.map_err(job_error)?;
@@ -754,10 +755,14 @@ pub async fn run_full_sync(app: &App, scope: &TenantScope, job: &ShopifySync) ->
                 seen.insert(model::mirrored_id(&product.id));
             }
             errors.extend(apply_products(app, scope, &currency, &page.nodes, &mut stats).await?);
-            records
-                .progress(&job.job_id, JobStatus::Running, 0, stats.products, stats.failed)
-                .await
-                .map_err(store_error)?;
+            pages += 1;
+            // Progress every few pages: one UpdateItem per 80 products, not per page.
+            if pages % PROGRESS_EVERY_PAGES == 1 {
+                records
+                    .progress(&job.job_id, JobStatus::Running, 0, stats.products, stats.failed)
+                    .await
+                    .map_err(store_error)?;
+            }
             if !page.page_info.has_next_page {
                 return Ok(());
             }
@@ -972,6 +977,9 @@ pub async fn apply_products(
     stats.products_written += product_writes.len() as u64;
     Ok(errors)
 }
+
+/// A full sync reports its progress on the job resource every this many pages.
+const PROGRESS_EVERY_PAGES: u32 = 10;
 
 /// Changed variants of one product per transaction (DynamoDB's limit).
 const VARIANTS_PER_TRANSACTION: usize = 100;
