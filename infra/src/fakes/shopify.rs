@@ -999,15 +999,18 @@ fn execute(s: &mut Shop, ids: &mut Ids, operation: &str, vars: &Value) -> Result
                 .flat_map(|p| p.variants.iter().map(move |v| (p, v)))
                 .find(|(_, v)| Some(v.inventory_item_id) == item);
             let item = found.map(|(p, v)| {
+                let variant = json!({
+                    "id": gid("ProductVariant", v.id),
+                    "inventoryQuantity": v.inventory_quantity,
+                    "inventoryPolicy": v.inventory_policy,
+                    "product": { "id": gid("Product", p.id), "updatedAt": rfc3339(p.updated_at) },
+                });
+                // `variant` is deprecated since 2026-01 for the `variants` connection; both answered.
                 json!({
                     "id": gid("InventoryItem", v.inventory_item_id),
                     "tracked": v.tracked,
-                    "variant": {
-                        "id": gid("ProductVariant", v.id),
-                        "inventoryQuantity": v.inventory_quantity,
-                        "inventoryPolicy": v.inventory_policy,
-                        "product": { "id": gid("Product", p.id), "updatedAt": rfc3339(p.updated_at) },
-                    },
+                    "variant": variant.clone(),
+                    "variants": { "nodes": [variant] },
                 })
             });
             json!({ "inventoryItem": item })

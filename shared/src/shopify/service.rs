@@ -516,7 +516,8 @@ async fn inventory_changed(
     else {
         return Ok("ignored: the shop has no such inventory item".into());
     };
-    let Some(variant) = state.variant else {
+    // One variant per inventory item today (the connection prepares for shared items).
+    let Some(variant) = state.variants.nodes.into_iter().next() else {
         return Ok("ignored: the inventory item has no variant".into());
     };
     let (product_id, variant_id) = (model::mirrored_id(&variant.product.id), model::mirrored_id(&variant.id));

@@ -137,7 +137,14 @@ pub struct Product {
 pub struct InventoryState {
     pub id: String,
     pub tracked: bool,
-    pub variant: Option<InventoryVariant>,
+    /// The variants stocked from this item (one today; a connection since 2026-01, which
+    /// replaced the single `variant`).
+    pub variants: Nodes<InventoryVariant>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Nodes<T> {
+    pub nodes: Vec<T>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -280,8 +287,8 @@ impl ShopifyClient {
             inventory_item: Option<InventoryState>,
         }
         let query = "query InventoryItem($id: ID!) { inventoryItem(id: $id) { id tracked \
-                     variant { id inventoryQuantity inventoryPolicy product { id } } } }";
-        Ok(self.run::<Data>("InventoryItem", query, json!({ "id": inventory_item_gid }), 3.0).await?.inventory_item)
+                     variants(first: 5) { nodes { id inventoryQuantity inventoryPolicy product { id } } } } }";
+        Ok(self.run::<Data>("InventoryItem", query, json!({ "id": inventory_item_gid }), 20.0).await?.inventory_item)
     }
 
     /// Whether the token still opens the shop: `Ok(false)` when Shopify refuses it (the app
