@@ -104,6 +104,13 @@ async fn wait_event_job(stack: &Stack, vendor: &str, webhook_id: &str) {
     .await;
 }
 
+/// Posts a webhook signed as Shopify signs it and waits until its job ran.
+async fn deliver_signed(stack: &Stack, vendor: &str, shop: &str, topic: &str, payload: &Value) {
+    let signed = stack.shopify.signed_webhook(shop, topic, payload);
+    post_webhook(stack, &signed.headers, &signed.body).await.assert_status(200);
+    wait_event_job(stack, vendor, signed.header("x-shopify-webhook-id").unwrap()).await;
+}
+
 #[tokio::test]
 async fn an_install_refuses_tampered_replayed_or_foreign_redirects_and_stores_nothing_for_them() {
     let stack = Stack::start().await;
@@ -268,8 +275,7 @@ async fn webhooks_are_verified_deduplicated_and_never_replace_newer_data() {
         "updated_at": "2020-01-01T00:00:00Z" });
     let stale = stack.shopify.signed_webhook(shop, "products/update", &stale);
     post_webhook(&stack, &stale.headers, &stale.body).await.assert_status(200);
-    let stale_id =
-        stale.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-shopify-webhook-id")).unwrap().1.clone();
+    let stale_id = stale.header("x-shopify-webhook-id").unwrap().to_owned();
     wait_event_job(&stack, "hooks", &stale_id).await;
     let after = product(&stack, "hooks", &owner, &id).await;
     assert_eq!(after["title"], "Renamed in Shopify");
@@ -542,10 +548,7 @@ async fn a_gift_of_a_synced_variant_becomes_one_shop_order_that_ships_it_and_nev
     // erases it.
     let order_number: u64 = shop_order["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
     let request = stack.shopify.customers_data_request_payload(shop, 7, "rec0@mirror.example", &[order_number]);
-    let signed = stack.shopify.signed_webhook(shop, "customers/data_request", &request);
-    post_webhook(&stack, &signed.headers, &signed.body).await.assert_status(200);
-    let id = signed.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-shopify-webhook-id")).unwrap().1.clone();
-    wait_event_job(&stack, "mirror", &id).await;
+    deliver_signed(&stack, "mirror", shop, "customers/data_request", &request).await;
     let bucket = stack.app.config.documents_bucket.clone().unwrap();
     let s3 =
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.sdk).force_path_style(true).build());
@@ -556,10 +559,7 @@ async fn a_gift_of_a_synced_variant_becomes_one_shop_order_that_ships_it_and_nev
     assert_eq!(export["records"][0]["recipient_email"], "rec0@mirror.example", "{export}");
 
     let redact = stack.shopify.customers_redact_payload(shop, 7, "rec0@mirror.example", &[order_number]);
-    let signed = stack.shopify.signed_webhook(shop, "customers/redact", &redact);
-    post_webhook(&stack, &signed.headers, &signed.body).await.assert_status(200);
-    let id = signed.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-shopify-webhook-id")).unwrap().1.clone();
-    wait_event_job(&stack, "mirror", &id).await;
+    deliver_signed(&stack, "mirror", shop, "customers/redact", &redact).await;
     let units = stack.call(Method::GET, &units_path).token(&gifts.owner).send().await;
     assert!(!units.text.contains("rec0@mirror.example") && !units.text.contains("Main St 1"), "{}", units.text);
 }
@@ -579,14 +579,12 @@ async fn an_uninstall_removes_the_token_and_stops_syncing_but_keeps_the_catalogu
     // A signed app/uninstalled body replayed while the app is installed (or delivered late,
     // after a re-install): the token still works, so nothing is disconnected.
     let replay = json!({ "id": 1, "name": "Leaver", "domain": shop, "myshopify_domain": shop });
-    let signed = stack.shopify.signed_webhook(shop, "app/uninstalled", &replay);
-    post_webhook(&stack, &signed.headers, &signed.body).await.assert_status(200);
-    let id = signed.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-shopify-webhook-id")).unwrap().1.clone();
-    wait_event_job(&stack, "leaver", &id).await;
+    deliver_signed(&stack, "leaver", shop, "app/uninstalled", &replay).await;
     assert_eq!(connection(&stack, "leaver", &owner).await.json["status"], "connected");
     assert!(secrets.get_secret_value().secret_id(&secret).send().await.is_ok());
     // The same body under another shop's header is refused: erasing topics must name the
     // header's shop in their signed body.
+    let signed = stack.shopify.signed_webhook(shop, "app/uninstalled", &replay);
     let mut other_shop = signed.headers.clone();
     for (k, v) in &mut other_shop {
         if k.eq_ignore_ascii_case("x-shopify-shop-domain") {
@@ -610,10 +608,7 @@ async fn an_uninstall_removes_the_token_and_stops_syncing_but_keeps_the_catalogu
 
     // 48 hours later Shopify asks for the shop's data to be erased.
     let payload = stack.shopify.shop_redact_payload(shop);
-    let signed = stack.shopify.signed_webhook(shop, "shop/redact", &payload);
-    post_webhook(&stack, &signed.headers, &signed.body).await.assert_status(200);
-    let id = signed.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-shopify-webhook-id")).unwrap().1.clone();
-    wait_event_job(&stack, "leaver", &id).await;
+    deliver_signed(&stack, "leaver", shop, "shop/redact", &payload).await;
     assert_eq!(connection(&stack, "leaver", &owner).await.json["status"], "not_connected");
     assert!(shopify_items(&stack).await.is_empty(), "the connection and the shop lookup are gone");
 }
