@@ -12,6 +12,7 @@ pub mod fulfillment;
 pub mod http;
 pub mod integrations;
 pub mod jobs;
+pub mod ledger;
 pub mod notifications;
 pub mod openapi;
 pub mod orders;

@@ -8,6 +8,7 @@ mod concurrency;
 mod gifts;
 mod idempotency;
 mod jobs;
+mod ledger;
 mod orders;
 mod runtime;
 mod secrets;

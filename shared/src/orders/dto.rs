@@ -154,7 +154,7 @@ pub struct UnitList {
     pub next_cursor: Option<String>,
 }
 
-/// Refund some units (at most 96), or the whole order (every unit not shipped; in refunds of 96
+/// Refund some units (at most 94), or the whole order (every unit not shipped; in refunds of 94
 /// units, asked of Stripe by jobs when there are several). The amount is what the
 /// buyer paid for those units (bundle, shipping, tax share); units already shipped cannot be
 /// refunded here.
@@ -171,7 +171,7 @@ pub struct RefundRequest {
 
 pub use super::model::Refund as RefundResponse;
 
-/// The refunds a request made: one, or for a whole order of more than 96 units one per 96
+/// The refunds a request made: one, or for a whole order of more than 94 units one per 94
 /// units (each settled by Stripe on its own).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefundsResponse {

@@ -201,8 +201,8 @@ pub fn refund_settlement(stripe_status: &str) -> Option<RefundStatus> {
 }
 
 /// At most this many units per refund: one transaction settles them with the refund, the order,
-/// the audit entry and the webhook event's record (100 items).
-pub const MAX_REFUND_UNITS: usize = 96;
+/// the audit entry, the webhook event's record and the ledger entry with its claim (100 items).
+pub const MAX_REFUND_UNITS: usize = 94;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Refund {

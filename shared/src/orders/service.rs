@@ -539,6 +539,20 @@ async fn apply_payment_event(
             next.status = status;
             next.updated_at = now_rfc3339();
             writes.push(repo.save_order(&next, order.version)?);
+            // The money arrives with the transition to paid, in the same transaction.
+            if status == OrderStatus::Paid {
+                let entry = crate::ledger::model::LedgerEntry::new(
+                    crate::ledger::model::EntryKind::OrderPaid,
+                    order.value.totals.total_minor,
+                    &order.value.currency,
+                    &order_id,
+                    Some(&order_id),
+                    &next.updated_at,
+                    format!("order paid (Stripe {})", intent_id),
+                )
+                .map_err(ApiError::internal)?;
+                writes.extend(crate::ledger::repo::LedgerRepo::new(&app.table, scope).transact_record(&entry)?);
+            }
             let audit = AuditEntry::new(scope, &format!("order.{}", status.as_str()), format!("orders/{order_id}"))
                 .versions(Some(order.version), Some(order.version + 1))
                 .summary(format!("Stripe event {} ({})", event.id, event.event_type));
@@ -600,7 +614,7 @@ pub async fn create_refund(
             ApiError::reject_if_any(errors)?;
             numbers.clone()
         }
-        // The whole order: every unit that can still be refunded, in refunds of 96 units.
+        // The whole order: every unit that can still be refunded, in refunds of 94 units.
         (None, true) => refundable_units(app, scope, order_id).await?,
         _ => {
             return Err(ApiError::validation(vec![FieldError::new(
@@ -885,6 +899,17 @@ async fn settle_refund(
                 refunded.refunded_minor += refund.value.amount_minor;
                 refunded.updated_at = now.clone();
                 writes.push(repo.save_order(&refunded, order.version)?);
+                let entry = crate::ledger::model::LedgerEntry::new(
+                    crate::ledger::model::EntryKind::Refund,
+                    refund.value.amount_minor,
+                    &refund.value.currency,
+                    refund_id,
+                    Some(order_id),
+                    &now,
+                    format!("refund of {} unit(s)", refund.value.unit_numbers.len()),
+                )
+                .map_err(ApiError::internal)?;
+                writes.extend(crate::ledger::repo::LedgerRepo::new(&app.table, scope).transact_record(&entry)?);
             }
             let action = if status == RefundStatus::Succeeded { "refund.succeeded" } else { "refund.failed" };
             let audit = AuditEntry::new(scope, action, format!("orders/{order_id}/refunds/{refund_id}"))

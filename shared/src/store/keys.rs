@@ -200,6 +200,31 @@ pub fn redemption_code_key(code: &str) -> Key {
     Key { pk: format!("{GLOBAL_PREFIX}CODE#{}", escape(code)), sk: "CODE".to_owned() }
 }
 
+// ---------------------------------------------------------------- ledger
+
+/// The vendor's ledger: one partition, entries sorted by time (`E#<occurred at>#<kind>#<source>`),
+/// so a period's statement is one Query.
+pub fn ledger_partition(scope: &TenantScope) -> String {
+    format!("{}#LEDGER", tenant_partition(scope))
+}
+
+pub const LEDGER_ENTRY_SK_PREFIX: &str = "E#";
+
+pub fn ledger_entry_key(scope: &TenantScope, occurred_at: &str, kind: &str, source_id: &str) -> Key {
+    Key {
+        pk: ledger_partition(scope),
+        sk: format!("{LEDGER_ENTRY_SK_PREFIX}{occurred_at}#{kind}#{}", escape(source_id)),
+    }
+}
+
+/// What makes an entry single: one per (kind, source), written with the entry.
+pub fn ledger_source_key(scope: &TenantScope, kind: &str, source_id: &str) -> Key {
+    Key {
+        pk: format!("{}#LEDGER_SOURCE#{kind}#{}", tenant_partition(scope), escape(source_id)),
+        sk: "SOURCE".to_owned(),
+    }
+}
+
 // ---------------------------------------------------------------- Shopify
 
 /// The global item naming the vendor a Shopify shop is connected to: webhooks name only the
