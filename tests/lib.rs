@@ -12,9 +12,10 @@ use bestow::store::keys::{GLOBAL_PREFIX, PLATFORM_PREFIX, TENANT_PREFIX, belongs
 use bestow_infra::devtoken::{DevKeys, DevUser};
 use bestow_infra::fakes::shopify::ShopifyFake;
 use bestow_infra::fakes::stripe::StripeFake;
+use bestow_infra::fakes::xero::XeroFake;
 use bestow_infra::gateway::Gateway;
 use bestow_infra::provision::LocalNames;
-use bestow_infra::stack::{LocalShopify, LocalStack, StackOptions};
+use bestow_infra::stack::{LocalBilling, LocalShopify, LocalStack, LocalXero, StackOptions};
 use serde_json::Value;
 
 pub use reqwest::Method;
@@ -23,6 +24,19 @@ pub use reqwest::Method;
 /// platform secret).
 pub const SHOPIFY_API_KEY: &str = "bestow-test-app";
 pub const SHOPIFY_API_SECRET: &str = "shpss_test_app_secret_0123456789";
+
+/// The platform's Xero app in the test stacks (the fake knows the client; the stack stores
+/// all three as the platform secret).
+pub const XERO_CLIENT_ID: &str = "BESTOWTESTXEROCLIENT";
+pub const XERO_CLIENT_SECRET: &str = "xero_test_client_secret_0123456789";
+pub const XERO_WEBHOOK_KEY: &str = "xero_test_webhook_key_0123456789";
+
+/// The platform's own Stripe account (vendor plans) in the test stacks, and its plans' prices
+/// (plan, price id, monthly amount in EUR cents), seeded into the Stripe fake.
+pub const BILLING_SECRET_KEY: &str = "sk_test_platform_billing_0123456789";
+pub const BILLING_WEBHOOK_SECRET: &str = "whsec_platform_billing_0123456789";
+pub const PLAN_PRICES: &[(&str, &str, i64)] =
+    &[("starter", "price_starter_monthly", 4_900), ("growth", "price_growth_monthly", 19_900)];
 
 /// Every log line any test's request wrote, as JSON lines.
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -71,6 +85,8 @@ pub struct Stack {
     /// This stack's own Shopify (every shop of it), over real HTTP; the app's credentials are
     /// [`SHOPIFY_API_KEY`] and [`SHOPIFY_API_SECRET`].
     pub shopify: ShopifyFake,
+    /// This stack's own Xero organisation, over real HTTP.
+    pub xero: XeroFake,
     http: reqwest::Client,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
@@ -181,6 +197,10 @@ impl Stack {
         let prefix = format!("bestow-test-{}", &bestow::store::ids::new_id()[14..]);
         let stripe = StripeFake::start().await.expect("the Stripe fake starts");
         let shopify = ShopifyFake::start(SHOPIFY_API_KEY, SHOPIFY_API_SECRET).await.expect("the Shopify fake starts");
+        let xero = XeroFake::start(XERO_CLIENT_ID, XERO_CLIENT_SECRET).await.expect("the Xero fake starts");
+        for (plan, price, amount) in PLAN_PRICES {
+            stripe.add_price(price, *amount, "eur", "month", &format!("Bestow {plan}"));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let stack = LocalStack::provision(StackOptions {
@@ -195,6 +215,21 @@ impl Stack {
                 api_base: shopify.base_url().to_owned(),
                 api_key: SHOPIFY_API_KEY.to_owned(),
                 api_secret: SHOPIFY_API_SECRET.to_owned(),
+            }),
+            xero: Some(LocalXero {
+                base: xero.base_url().to_owned(),
+                client_id: XERO_CLIENT_ID.to_owned(),
+                client_secret: XERO_CLIENT_SECRET.to_owned(),
+                webhook_key: XERO_WEBHOOK_KEY.to_owned(),
+            }),
+            billing: Some(LocalBilling {
+                secret_key: BILLING_SECRET_KEY.to_owned(),
+                webhook_secret: BILLING_WEBHOOK_SECRET.to_owned(),
+                plan_prices: PLAN_PRICES
+                    .iter()
+                    .map(|(plan, price, _)| format!("{plan}={price}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             }),
             public_base_url: Some(base.clone()),
         })
@@ -217,6 +252,7 @@ impl Stack {
             local: stack,
             stripe,
             shopify,
+            xero,
         }
     }
 

@@ -24,6 +24,17 @@ const DEMO_WEBHOOK_SECRET: &str = "whsec_localdemo000000";
 const DEMO_SHOPIFY_API_KEY: &str = "bestow-local-app";
 const DEMO_SHOPIFY_API_SECRET: &str = "shpss_localdemo_app_secret";
 const DEMO_SHOP: &str = "bestow-demo.myshopify.com";
+const DEMO_BILLING_SECRET_KEY: &str = "sk_test_localplatform000000";
+const DEMO_BILLING_WEBHOOK_SECRET: &str = "whsec_localplatform000000";
+/// The plans' prices on the local platform account (plan, price id, monthly EUR cents).
+const DEMO_PLAN_PRICES: &[(&str, &str, i64)] = &[
+    ("starter", "price_local_starter", 4_900),
+    ("growth", "price_local_growth", 19_900),
+    ("scale", "price_local_scale", 79_900),
+];
+const DEMO_XERO_CLIENT_ID: &str = "BESTOWLOCALXEROCLIENT";
+const DEMO_XERO_CLIENT_SECRET: &str = "xero_localdemo_client_secret";
+const DEMO_XERO_WEBHOOK_KEY: &str = "xero_localdemo_webhook_key";
 
 fn key_file() -> PathBuf {
     workspace_root().join(".local").join("dev-jwt-key")
@@ -39,6 +50,12 @@ async fn up(port: u16) -> Result<(), InfraError> {
         bestow_infra::fakes::shopify::ShopifyFake::start(DEMO_SHOPIFY_API_KEY, DEMO_SHOPIFY_API_SECRET).await?;
     shopify.add_shop(DEMO_SHOP, "EUR");
     shopify.seed_catalogue(DEMO_SHOP, 12, 6, 24);
+    // Xero, played locally: the platform's organisation; connecting it (see the banner) lets
+    // closed payout cycles become invoices there.
+    let xero = bestow_infra::fakes::xero::XeroFake::start(DEMO_XERO_CLIENT_ID, DEMO_XERO_CLIENT_SECRET).await?;
+    for (plan, price, amount) in DEMO_PLAN_PRICES {
+        stripe.add_price(price, *amount, "eur", "month", &format!("Bestow {plan}"));
+    }
     let stack = LocalStack::provision(StackOptions {
         prefix: STACK_PREFIX.to_owned(),
         stage: "local".to_owned(),
@@ -52,6 +69,21 @@ async fn up(port: u16) -> Result<(), InfraError> {
             api_base: shopify.base_url().to_owned(),
             api_key: DEMO_SHOPIFY_API_KEY.to_owned(),
             api_secret: DEMO_SHOPIFY_API_SECRET.to_owned(),
+        }),
+        xero: Some(bestow_infra::stack::LocalXero {
+            base: xero.base_url().to_owned(),
+            client_id: DEMO_XERO_CLIENT_ID.to_owned(),
+            client_secret: DEMO_XERO_CLIENT_SECRET.to_owned(),
+            webhook_key: DEMO_XERO_WEBHOOK_KEY.to_owned(),
+        }),
+        billing: Some(bestow_infra::stack::LocalBilling {
+            secret_key: DEMO_BILLING_SECRET_KEY.to_owned(),
+            webhook_secret: DEMO_BILLING_WEBHOOK_SECRET.to_owned(),
+            plan_prices: DEMO_PLAN_PRICES
+                .iter()
+                .map(|(plan, price, _)| format!("{plan}={price}"))
+                .collect::<Vec<_>>()
+                .join(","),
         }),
         public_base_url: Some(format!("http://127.0.0.1:{port}")),
     })
@@ -73,6 +105,12 @@ async fn up(port: u16) -> Result<(), InfraError> {
         &format!("http://127.0.0.1:{port}/webhooks/stripe/"),
         BTreeMap::from([(demo::VENDOR_ID.to_owned(), DEMO_WEBHOOK_SECRET.to_owned())]),
     );
+    // The platform's own account: plan checkouts and subscription events come back signed.
+    stripe.deliver_platform_webhooks(
+        &format!("http://127.0.0.1:{port}/webhooks/stripe-billing"),
+        DEMO_BILLING_WEBHOOK_SECRET,
+        DEMO_BILLING_SECRET_KEY,
+    );
     let pollers = stack.spawn_pollers();
     // The template's schedules (hourly); BESTOW_SCHEDULE_SECONDS runs them more often.
     let schedule_seconds = std::env::var("BESTOW_SCHEDULE_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3600);
@@ -85,13 +123,18 @@ async fn up(port: u16) -> Result<(), InfraError> {
         keys.issue(&DevUser { sub: demo::OWNER, group: "owner", vendor_id: Some(demo::VENDOR_ID) }, TOKEN_TTL_SECONDS);
     let stripe_base = stripe.base_url();
     let shopify_base = shopify.base_url();
+    let xero_base = xero.base_url();
     println!(
-        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  queues     {} (workers polling: {})\n  mail       SMTP sink on 127.0.0.1:2525, messages in .local/mail/\n  stripe     local Stripe fake at {stripe_base}\n  webhooks   POST http://127.0.0.1:{port}/webhooks/stripe/<vendor id>  (events for {} arrive by themselves, signed)\n  pay        curl -s -u {DEMO_STRIPE_SECRET_KEY}: -d payment_method=pm_card_visa {stripe_base}/v1/payment_intents/<pi id>/confirm\n             (<pi id>: the order's payment_intent_id; pm_card_chargeDeclined declines)\n  shopify    local Shopify fake at {shopify_base}, shop {DEMO_SHOP} (12 products)\n  install    curl -s -H \"Authorization: Bearer <owner token>\" -d '{{\"shop\":\"{DEMO_SHOP}\"}}' http://127.0.0.1:{port}/vendors/{}/shopify/install\n             then open (or curl -L) its authorize_url: the fake approves and redirects back; GET /vendors/{}/shopify shows the sync\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
+        "\nBestow local stack\n  API        http://127.0.0.1:{port}  ({} routes; OpenAPI at /openapi.json)\n  table      {}\n  buckets    {}\n  queues     {} (workers polling: {})\n  mail       SMTP sink on 127.0.0.1:2525, messages in .local/mail/\n  stripe     local Stripe fake at {stripe_base}\n  webhooks   POST http://127.0.0.1:{port}/webhooks/stripe/<vendor id>  (events for {} arrive by themselves, signed)\n  pay        curl -s -u {DEMO_STRIPE_SECRET_KEY}: -d payment_method=pm_card_visa {stripe_base}/v1/payment_intents/<pi id>/confirm\n             (<pi id>: the order's payment_intent_id; pm_card_chargeDeclined declines)\n  shopify    local Shopify fake at {shopify_base}, shop {DEMO_SHOP} (12 products)\n  install    curl -s -H \"Authorization: Bearer <owner token>\" -d '{{\"shop\":\"{DEMO_SHOP}\"}}' http://127.0.0.1:{port}/vendors/{}/shopify/install\n             then open (or curl -L) its authorize_url: the fake approves and redirects back; GET /vendors/{}/shopify shows the sync\n  xero       local Xero fake at {xero_base}: curl -s -X POST -H \"Authorization: Bearer <admin token>\" http://127.0.0.1:{port}/xero/connect\n             then curl -L its authorize_url (the fake consents); GET /xero shows the organisation\n  plans      POST /vendors/{}/plan/checkout {{\"plan_id\":\"growth\",\"success_url\":…,\"cancel_url\":…}} (owner); GET /vendors/{}/plan\n  payouts    PUT /vendors/{}/payout-terms (admin), then POST /vendors/{}/statements {{\"cycle_id\":\"YYYY-MM\"}} once a month is over\n  demo       vendor {} ({})\n\nPlatform admin token:\n{admin}\n\nVendor owner token ({}):\n{owner}\n\nTry:\n  curl -s -H \"Authorization: Bearer {owner}\" http://127.0.0.1:{port}/vendors/{}/shipping\n\nMore tokens: cargo run -q -p bestow-infra --bin bestow-local -- token <role> [vendor]\nCtrl-C stops the stack.\n",
         bestow::routes::ALL.len(),
         names.table,
         names.buckets.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>().join(", "),
         names.queues.iter().map(|(_, q)| q.as_str()).collect::<Vec<_>>().join(", "),
         pollers.len(),
+        demo::VENDOR_ID,
+        demo::VENDOR_ID,
+        demo::VENDOR_ID,
+        demo::VENDOR_ID,
         demo::VENDOR_ID,
         demo::VENDOR_ID,
         demo::VENDOR_ID,

@@ -24,9 +24,28 @@ pub struct StackOptions {
     /// Shopify, played locally: the fake's root and the app's credentials (stored as the
     /// platform secret, as operators store the real app's).
     pub shopify: Option<LocalShopify>,
-    /// Where the API is served (`http://127.0.0.1:<port>`): the Shopify redirect and webhook
-    /// URLs point there.
+    /// Xero, played locally: the fake's root (login, identity and API alike) and the platform
+    /// app's credentials (stored as the platform secret, as operators store the real app's).
+    pub xero: Option<LocalXero>,
+    /// The platform's own Stripe account for vendor plans (on the same Stripe fake): its key,
+    /// webhook secret and the price of each plan (`starter=price_…,…`).
+    pub billing: Option<LocalBilling>,
+    /// Where the API is served (`http://127.0.0.1:<port>`): the Shopify and Xero redirect and
+    /// webhook URLs point there.
     pub public_base_url: Option<String>,
+}
+
+pub struct LocalBilling {
+    pub secret_key: String,
+    pub webhook_secret: String,
+    pub plan_prices: String,
+}
+
+pub struct LocalXero {
+    pub base: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub webhook_key: String,
 }
 
 pub struct LocalShopify {
@@ -66,6 +85,11 @@ impl LocalStack {
             "BESTOW_SHOPIFY_API_BASE" => options.shopify.as_ref().map(|s| s.api_base.clone()),
             "BESTOW_SHOPIFY_CALLBACK_URL" => options.public_base_url.as_ref().map(|b| format!("{b}/shopify/callback")),
             "BESTOW_SHOPIFY_WEBHOOK_URL" => options.public_base_url.as_ref().map(|b| format!("{b}/webhooks/shopify")),
+            "BESTOW_XERO_LOGIN_BASE" | "BESTOW_XERO_IDENTITY_BASE" | "BESTOW_XERO_API_BASE" => {
+                options.xero.as_ref().map(|x| x.base.clone())
+            }
+            "BESTOW_PLAN_PRICES" => options.billing.as_ref().map(|b| b.plan_prices.clone()),
+            "BESTOW_XERO_CALLBACK_URL" => options.public_base_url.as_ref().map(|b| format!("{b}/xero/callback")),
             other => {
                 queue_env.get(other).or_else(|| asset_env.get(other)).cloned().or_else(|| std::env::var(other).ok())
             }
@@ -74,6 +98,21 @@ impl LocalStack {
         if let Some(shopify) = &options.shopify {
             let name = format!("{}/platform/shopify-app", config.secrets_prefix);
             let value = serde_json::json!({ "api_key": shopify.api_key, "api_secret": shopify.api_secret }).to_string();
+            put_secret(&aws_sdk_secretsmanager::Client::new(&sdk), &name, &value).await?;
+        }
+        if let Some(xero) = &options.xero {
+            let name = format!("{}/platform/xero-app", config.secrets_prefix);
+            let value = serde_json::json!({
+                "client_id": xero.client_id, "client_secret": xero.client_secret, "webhook_key": xero.webhook_key,
+            })
+            .to_string();
+            put_secret(&aws_sdk_secretsmanager::Client::new(&sdk), &name, &value).await?;
+        }
+        if let Some(billing) = &options.billing {
+            let name = format!("{}/platform/stripe-billing", config.secrets_prefix);
+            let value =
+                serde_json::json!({ "secret_key": billing.secret_key, "webhook_secret": billing.webhook_secret })
+                    .to_string();
             put_secret(&aws_sdk_secretsmanager::Client::new(&sdk), &name, &value).await?;
         }
         let app = match &options.counter {
@@ -95,11 +134,17 @@ impl LocalStack {
             ("BESTOW_SHOPIFY_API_BASE", &config.shopify_api_base),
             ("BESTOW_SHOPIFY_CALLBACK_URL", &config.shopify_callback_url),
             ("BESTOW_SHOPIFY_WEBHOOK_URL", &config.shopify_webhook_url),
+            ("BESTOW_XERO_CALLBACK_URL", &config.xero_callback_url),
         ] {
             if let Some(value) = value {
                 env.insert(name.into(), value.clone());
             }
         }
+        let prices: Vec<String> = config.plan_prices.iter().map(|(plan, price)| format!("{plan}={price}")).collect();
+        env.insert("BESTOW_PLAN_PRICES".into(), prices.join(","));
+        env.insert("BESTOW_XERO_LOGIN_BASE".into(), config.xero.login.clone());
+        env.insert("BESTOW_XERO_IDENTITY_BASE".into(), config.xero.identity.clone());
+        env.insert("BESTOW_XERO_API_BASE".into(), config.xero.api.clone());
         env.extend(asset_env(&self.names));
         env
     }

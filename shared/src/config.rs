@@ -43,6 +43,21 @@ pub struct Config {
     /// The Shopify webhook function's URL (`BESTOW_SHOPIFY_WEBHOOK_URL`), which an install
     /// subscribes to the shop's topics.
     pub shopify_webhook_url: Option<String>,
+    /// Xero's login, identity and API roots (`BESTOW_XERO_LOGIN_BASE`, `…_IDENTITY_BASE`,
+    /// `…_API_BASE`; Xero's own by default, the local Xero fake locally).
+    pub xero: crate::integrations::xero::XeroEndpoints,
+    /// The OAuth redirect target registered with the platform's Xero app, the public
+    /// `GET /xero/callback` route (`BESTOW_XERO_CALLBACK_URL`).
+    pub xero_callback_url: Option<String>,
+    /// The Xero revenue account the fee lines are booked to (`BESTOW_XERO_SALES_ACCOUNT`,
+    /// default `200`, Xero's standard "Sales").
+    pub xero_sales_account: String,
+    /// The Xero bank or clearing account a payout's payment is recorded from
+    /// (`BESTOW_XERO_PAYOUT_ACCOUNT`, default `090`, Xero's demo "Business Bank Account").
+    pub xero_payout_account: String,
+    /// Plan id → Stripe price id on the platform's own account (`BESTOW_PLAN_PRICES`,
+    /// `starter=price_…,growth=price_…`). A plan without a price cannot be subscribed to.
+    pub plan_prices: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +70,19 @@ pub enum ConfigError {
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty()).map(|v| v.trim_end_matches('/').to_owned())
+}
+
+fn plan_prices(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: "BESTOW_PLAN_PRICES", reason };
+    let mut prices = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (plan, price) = pair.split_once('=').ok_or_else(|| invalid(format!("{pair} is not plan=price")))?;
+        if crate::plans::model::plan(plan.trim()).is_none() {
+            return Err(invalid(format!("{plan} is not a plan")));
+        }
+        prices.insert(plan.trim().to_owned(), price.trim().to_owned());
+    }
+    Ok(prices)
 }
 
 impl Config {
@@ -99,6 +127,18 @@ impl Config {
             shopify_api_base: non_empty(lookup("BESTOW_SHOPIFY_API_BASE")),
             shopify_callback_url: non_empty(lookup("BESTOW_SHOPIFY_CALLBACK_URL")),
             shopify_webhook_url: non_empty(lookup("BESTOW_SHOPIFY_WEBHOOK_URL")),
+            xero: {
+                let defaults = crate::integrations::xero::XeroEndpoints::default();
+                crate::integrations::xero::XeroEndpoints {
+                    login: non_empty(lookup("BESTOW_XERO_LOGIN_BASE")).unwrap_or(defaults.login),
+                    identity: non_empty(lookup("BESTOW_XERO_IDENTITY_BASE")).unwrap_or(defaults.identity),
+                    api: non_empty(lookup("BESTOW_XERO_API_BASE")).unwrap_or(defaults.api),
+                }
+            },
+            xero_callback_url: non_empty(lookup("BESTOW_XERO_CALLBACK_URL")),
+            xero_sales_account: non_empty(lookup("BESTOW_XERO_SALES_ACCOUNT")).unwrap_or_else(|| "200".to_owned()),
+            xero_payout_account: non_empty(lookup("BESTOW_XERO_PAYOUT_ACCOUNT")).unwrap_or_else(|| "090".to_owned()),
+            plan_prices: plan_prices(lookup("BESTOW_PLAN_PRICES").as_deref().unwrap_or(""))?,
         })
     }
 }

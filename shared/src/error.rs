@@ -31,6 +31,12 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The vendor's plan lapsed (payment failed past the grace period, or it ended).
+    #[error("payment required: {0}")]
+    PaymentRequired(String),
+    /// Creating this would go past the vendor's plan.
+    #[error("plan limit: {0}")]
+    PlanLimit(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("conflict: {0}")]
@@ -95,6 +101,8 @@ impl ApiError {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
+            Self::PaymentRequired(_) => 402,
+            Self::PlanLimit(_) => 403,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
             Self::PreconditionFailed(_) => 412,
@@ -114,6 +122,8 @@ impl ApiError {
             Self::Validation { .. } => "validation-failed",
             Self::Unauthorized(_) => "unauthenticated",
             Self::Forbidden(_) => "forbidden",
+            Self::PaymentRequired(_) => "payment-required",
+            Self::PlanLimit(_) => "plan-limit-reached",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
             Self::PreconditionFailed(_) => "precondition-failed",
@@ -131,6 +141,8 @@ impl ApiError {
             Self::Validation { .. } => "Validation failed",
             Self::Unauthorized(_) => "Authentication required",
             Self::Forbidden(_) => "Forbidden",
+            Self::PaymentRequired(_) => "Payment required",
+            Self::PlanLimit(_) => "Plan limit reached",
             Self::NotFound(_) => "Not found",
             Self::Conflict(_) => "Conflict",
             Self::PreconditionFailed(_) => "Precondition failed",
@@ -150,6 +162,8 @@ impl ApiError {
             Self::BadRequest(d)
             | Self::Unauthorized(d)
             | Self::Forbidden(d)
+            | Self::PaymentRequired(d)
+            | Self::PlanLimit(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
             | Self::PreconditionFailed(d)

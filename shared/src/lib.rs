@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod billing;
 pub mod bulk;
 pub mod catalog;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod orders;
 pub mod pdf;
+pub mod plans;
 pub mod routes;
 pub mod shopify;
 pub mod store;
@@ -24,6 +26,7 @@ pub mod storefronts;
 pub mod telemetry;
 pub mod tenancy;
 pub mod vendors;
+pub mod xero;
 
 pub use app::App;
 pub use error::ApiError;

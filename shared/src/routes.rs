@@ -2,6 +2,7 @@
 //! built from it, and a test holds it equal to `template.yaml` and `functions/`.
 
 use crate::audit::routes as audit;
+use crate::billing::routes as billing;
 use crate::bulk::routes as bulk;
 use crate::catalog::routes as catalog;
 use crate::fulfillment::routes as fulfillment;
@@ -9,9 +10,11 @@ use crate::http::RouteDef;
 use crate::jobs::routes as jobs;
 use crate::notifications::routes as notifications;
 use crate::orders::routes as orders;
+use crate::plans::routes as plans;
 use crate::shopify::routes as shopify;
 use crate::storefronts::routes as storefronts;
 use crate::vendors::routes as vendors;
+use crate::xero::routes as xero;
 
 pub const ALL: &[&RouteDef] = &[
     &vendors::CREATE_VENDOR,
@@ -69,12 +72,25 @@ pub const ALL: &[&RouteDef] = &[
     &shopify::CALLBACK,
     &shopify::GET_CONNECTION,
     &shopify::SYNC,
+    &billing::GET_TERMS,
+    &billing::PUT_TERMS,
+    &billing::LIST_STATEMENTS,
+    &billing::GET_STATEMENT,
+    &billing::CLOSE_CYCLE,
+    &billing::RECORD_PAYOUT,
+    &billing::ALL_STATEMENTS,
+    &xero::CONNECT,
+    &xero::CALLBACK,
+    &xero::GET_CONNECTION,
+    &plans::LIST_PLANS,
+    &plans::GET_PLAN,
+    &plans::CHECKOUT,
 ];
 
 /// Webhook endpoints: each a function with its own function URL (no API Gateway route, no
 /// authorizer: the provider's signature authenticates). The local gateway serves them on the
 /// same port under their paths.
-pub const WEBHOOKS: &[&RouteDef] = &[&orders::STRIPE_WEBHOOK, &shopify::WEBHOOK];
+pub const WEBHOOKS: &[&RouteDef] = &[&orders::STRIPE_WEBHOOK, &shopify::WEBHOOK, &xero::WEBHOOK, &plans::WEBHOOK];
 
 /// The route a function binary serves.
 pub fn by_function(function: &str) -> Option<&'static RouteDef> {

@@ -30,7 +30,7 @@ async fn a_paid_order_and_its_refund_are_recorded_once_and_add_up() {
 
     let scope = bestow::tenancy::guard::job_scope("books", "test").unwrap();
     let ledger = bestow::ledger::repo::LedgerRepo::new(&stack.app.table, &scope);
-    let entries = ledger.entries_between("2000-01-01T00:00:00Z", "2999-01-01T00:00:00Z").await.unwrap();
+    let entries = ledger.entries_between(ALL_TIME.0, ALL_TIME.1).await.unwrap();
     assert_eq!(entries.len(), 2, "{entries:?}");
     let totals = bestow::ledger::model::totals(&entries).unwrap();
     let eur = &totals["EUR"];
@@ -42,8 +42,11 @@ async fn a_paid_order_and_its_refund_are_recorded_once_and_add_up() {
     // Another vendor's ledger is empty.
     let other = bestow::tenancy::guard::job_scope("books-other", "test").unwrap();
     let empty = bestow::ledger::repo::LedgerRepo::new(&stack.app.table, &other)
-        .entries_between("2000-01-01T00:00:00Z", "2999-01-01T00:00:00Z")
+        .entries_between(ALL_TIME.0, ALL_TIME.1)
         .await
         .unwrap();
     assert!(empty.is_empty());
 }
+
+const ALL_TIME: (time::OffsetDateTime, time::OffsetDateTime) =
+    (time::macros::datetime!(2000-01-01 0:00 UTC), time::macros::datetime!(2999-01-01 0:00 UTC));

@@ -2,6 +2,7 @@
 //! over real HTTP through the local gateway. Run with `infra/bestow test`.
 
 mod bad_input;
+mod billing;
 mod bulk;
 mod catalog;
 mod concurrency;
@@ -10,6 +11,7 @@ mod idempotency;
 mod jobs;
 mod ledger;
 mod orders;
+mod plans;
 mod runtime;
 mod secrets;
 mod shopify;

@@ -234,6 +234,14 @@ pub async fn catalog_ids(stack: &Stack, vendor: &str, owner: &str) -> std::colle
         (reply.json["status"] == "succeeded").then_some(())
     })
     .await;
+    // A closed cycle's statement: this month for one vendor, next month for the other, so
+    // the two never share a cycle id (closed as the schedule would, once they are over).
+    let next = if vendor.ends_with("-b") { 2 } else { 1 };
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(31 * next + 31);
+    let in_cycle = time::OffsetDateTime::now_utc() + time::Duration::days(31 * (next - 1));
+    let cycle = format!("{:04}-{:02}", in_cycle.year(), u8::from(in_cycle.month()));
+    let scope = bestow::tenancy::guard::job_scope(vendor, "fixture").unwrap();
+    bestow::billing::service::close_cycle(&stack.app, &scope, &cycle, later).await.expect("the fixture's statement");
     // The worker records the job's idempotency outcome just after the job resource.
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     [
@@ -244,6 +252,7 @@ pub async fn catalog_ids(stack: &Stack, vendor: &str, owner: &str) -> std::colle
         ("imageId", image),
         ("orderId", order),
         ("manifestId", manifest),
+        ("cycleId", cycle),
     ]
     .into()
 }

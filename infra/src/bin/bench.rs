@@ -61,6 +61,8 @@ impl Bench {
                 api_secret: BENCH_SHOPIFY_SECRET.to_owned(),
             }),
             // Nothing calls back in a bench: the redirect is handed to the gateway directly.
+            xero: None,
+            billing: None,
             public_base_url: Some("http://127.0.0.1:9".to_owned()),
         })
         .await?;

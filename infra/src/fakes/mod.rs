@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 
 pub mod shopify;
 pub mod stripe;
+pub mod xero;
 
 /// How long the endpoint has to answer one webhook delivery attempt.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);

@@ -134,6 +134,7 @@ pub async fn create_product(
     };
     check_product(&product, &mut errors);
     ApiError::reject_if_any(errors)?;
+    crate::plans::service::check_products(app, scope).await?;
 
     let repo = CatalogRepo::new(&app.table, scope);
     let plan = plan_generation(&product.options, &[]);

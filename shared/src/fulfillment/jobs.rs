@@ -288,26 +288,8 @@ pub const GIFT_SWEEP: crate::jobs::schedule::ScheduleDef = crate::jobs::schedule
 
 pub async fn enqueue_sweeps(app: App, now_epoch_s: i64) -> Result<serde_json::Value, String> {
     use crate::vendors::model::VendorStatus;
-    use crate::vendors::repo::VendorDirectory;
-    let platform = crate::tenancy::guard::schedule_scope(GIFT_SWEEP_FUNCTION);
-    let window = time::OffsetDateTime::from_unix_timestamp(now_epoch_s)
-        .map_err(|e| e.to_string())?
-        .format(&time::macros::format_description!("[year]-[month]-[day]T[hour]"))
-        .map_err(|e| e.to_string())?;
-    let directory = VendorDirectory::new(&app.table, &platform);
-    let (mut queued, mut cursor) = (0u32, None);
-    loop {
-        let (vendors, next) = directory.list(100, cursor.as_ref()).await.map_err(|e| e.to_string())?;
-        for vendor in vendors.into_iter().filter(|v| v.status == VendorStatus::Active) {
-            let Ok(id) = crate::tenancy::VendorId::parse(&vendor.id) else { continue };
-            let scope = platform.tenant(id);
-            app.jobs.enqueue(&scope, &GiftReminders { window: window.clone() }).await.map_err(|e| e.to_string())?;
-            queued += 1;
-        }
-        match next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    Ok(json!({ "window": window, "vendors": queued }))
+    crate::jobs::schedule::enqueue_per_vendor(&app, GIFT_SWEEP_FUNCTION, now_epoch_s, |window, vendor| {
+        (vendor.status == VendorStatus::Active).then(|| GiftReminders { window: window.to_owned() })
+    })
+    .await
 }

@@ -166,11 +166,44 @@ impl SecretStore {
     /// Writes a new version of a vendor's credentials (creating the secret the first time)
     /// and returns where it is; the caller records that in the vendor's configuration.
     pub async fn put<S: VendorSecret>(&self, scope: &TenantScope, value: &S) -> Result<SecretRef, SecretError> {
-        let name = self.name_for::<S>(scope);
+        let vendor = Tag::builder().key("bestow:vendor").value(scope.vendor_id().as_str()).build();
+        self.write(self.name_for::<S>(scope), value, S::NAME, Some(vendor)).await
+    }
+
+    /// Writes a new version of a platform secret that Bestow itself rotates (the Xero token
+    /// pair); the caller records the version it wrote where readers look for it.
+    pub async fn put_platform<S: PlatformSecret>(&self, value: &S) -> Result<SecretRef, SecretError> {
+        self.write(self.platform_name::<S>(), value, S::NAME, None).await
+    }
+
+    /// A platform secret's current version and its id, read from Secrets Manager now (not the
+    /// cache): for the one reader that must see a version written since (the Xero refresh).
+    pub async fn platform_latest<S: PlatformSecret>(&self) -> Result<(S, SecretRef), SecretError> {
+        let name = self.platform_name::<S>();
+        let out = self.client.get_secret_value().secret_id(&name).send().await.map_err(sdk_error)?;
+        let (Some(json), Some(version_id)) = (out.secret_string, out.version_id) else {
+            return Err(SecretError::Malformed { name });
+        };
+        let value = serde_json::from_str(&json).map_err(|_| SecretError::Malformed { name })?;
+        Ok((value, SecretRef { version_id }))
+    }
+
+    /// A platform secret at the version a record names (cached: versions never change).
+    pub async fn platform_at<S: PlatformSecret>(&self, at: &SecretRef) -> Result<S, SecretError> {
+        self.read(self.platform_name::<S>(), Some(&at.version_id)).await
+    }
+
+    async fn write<S: Serialize>(
+        &self,
+        name: String,
+        value: &S,
+        integration: &str,
+        vendor: Option<Tag>,
+    ) -> Result<SecretRef, SecretError> {
         let json = serde_json::to_string(value).map_err(|_| SecretError::Malformed { name: name.clone() })?;
         let version_id = match self.put_version(&name, &json).await? {
             Some(version) => version,
-            None => match self.create(scope, &name, &json, S::NAME).await? {
+            None => match self.create(&name, &json, integration, vendor).await? {
                 Some(version) => version,
                 // Created concurrently by another request: write our version on top.
                 None => {
@@ -195,18 +228,22 @@ impl SecretStore {
     /// `None` when another request created it first.
     async fn create(
         &self,
-        scope: &TenantScope,
         name: &str,
         json: &str,
         integration: &str,
+        vendor: Option<Tag>,
     ) -> Result<Option<String>, SecretError> {
         let created = self
             .client
             .create_secret()
             .name(name)
             .secret_string(json)
-            .tags(Tag::builder().key("bestow:vendor").value(scope.vendor_id().as_str()).build())
-            .tags(Tag::builder().key("bestow:integration").value(integration).build())
+            .set_tags(Some(
+                vendor
+                    .into_iter()
+                    .chain([Tag::builder().key("bestow:integration").value(integration).build()])
+                    .collect(),
+            ))
             .send()
             .await;
         match created {

@@ -75,3 +75,12 @@ pub trait JobHandler: Send + Sync + 'static {
 
     fn handle(&self, ctx: &JobCtx, job: Self::Job) -> impl Future<Output = Result<serde_json::Value, JobError>> + Send;
 }
+
+/// The job payload inside a sample SQS event of `events/` (for tests that hold the samples to
+/// their job types).
+#[cfg(test)]
+pub(crate) fn sample_payload(event: &str) -> serde_json::Value {
+    let event: serde_json::Value = serde_json::from_str(event).unwrap_or_default();
+    let body = event["Records"][0]["body"].as_str().unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(body).unwrap_or_default()["payload"].clone()
+}

@@ -27,6 +27,10 @@ pub const ALL: &[&WorkerDef] = &[
     &crate::shopify::jobs::SHOPIFY_SYNC,
     &crate::shopify::jobs::SHOPIFY_WEBHOOK,
     &crate::shopify::jobs::SHOPIFY_ORDER,
+    &crate::billing::jobs::CYCLE_CLOSE,
+    &crate::xero::jobs::XERO_INVOICE,
+    &crate::xero::jobs::XERO_PAYMENT,
+    &crate::xero::jobs::XERO_INVOICE_SYNC,
 ];
 
 /// The environment variable holding a job type's queue URL.

@@ -16,7 +16,7 @@ pub struct ScheduleDef {
 
 /// Every scheduled function: the local stack runs them on a timer, a test holds the list
 /// equal to `template.yaml`.
-pub const ALL: &[&ScheduleDef] = &[&crate::fulfillment::jobs::GIFT_SWEEP];
+pub const ALL: &[&ScheduleDef] = &[&crate::fulfillment::jobs::GIFT_SWEEP, &crate::billing::jobs::PAYOUT_CYCLES];
 
 pub fn by_function(function: &str) -> Option<&'static ScheduleDef> {
     ALL.iter().copied().find(|s| s.function == function)
@@ -36,4 +36,37 @@ pub async fn serve(schedule: &'static ScheduleDef) -> Result<(), crate::http::La
         }
     }))
     .await
+}
+
+/// A scheduled run's fan-out: one job per vendor in the platform directory, made by `make` from
+/// the run's hour (`YYYY-MM-DDTHH`, UTC: a repeated run of the hour makes the same jobs, which
+/// their idempotency keys then run once) and the vendor; `None` skips the vendor.
+pub async fn enqueue_per_vendor<J: crate::jobs::Job>(
+    app: &App,
+    function: &str,
+    now_epoch_s: i64,
+    make: impl Fn(&str, &crate::vendors::model::VendorSummary) -> Option<J>,
+) -> Result<serde_json::Value, String> {
+    use crate::vendors::repo::VendorDirectory;
+    let platform = crate::tenancy::guard::schedule_scope(function);
+    let window = time::OffsetDateTime::from_unix_timestamp(now_epoch_s)
+        .map_err(|e| e.to_string())?
+        .format(&time::macros::format_description!("[year]-[month]-[day]T[hour]"))
+        .map_err(|e| e.to_string())?;
+    let directory = VendorDirectory::new(&app.table, &platform);
+    let (mut queued, mut cursor) = (0u32, None);
+    loop {
+        let (vendors, next) = directory.list(100, cursor.as_ref()).await.map_err(|e| e.to_string())?;
+        for vendor in vendors {
+            let Some(job) = make(&window, &vendor) else { continue };
+            let Ok(id) = crate::tenancy::VendorId::parse(&vendor.id) else { continue };
+            app.jobs.enqueue(&platform.tenant(id), &job).await.map_err(|e| e.to_string())?;
+            queued += 1;
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(serde_json::json!({ "window": window, "vendors": queued }))
 }

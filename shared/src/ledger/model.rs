@@ -56,6 +56,35 @@ pub struct LedgerEntry {
     /// RFC 3339; the ledger is ordered by it.
     pub occurred_at: String,
     pub description: String,
+    /// The recipients (fulfilment units) an order paid for: what a per-unit fee counts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub units: u32,
+    /// Which of the platform's fees a `platform_fee` entry is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_type: Option<FeeType>,
+}
+
+/// The platform's fee types: one Xero invoice line each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeeType {
+    /// A share of each paid order's total.
+    Percentage,
+    /// A fixed amount per recipient of each paid order.
+    PerUnit,
+}
+
+impl FeeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Percentage => "percentage",
+            Self::PerUnit => "per_unit",
+        }
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +95,8 @@ pub enum EntryError {
     Currency(String),
     #[error("an entry needs the id of its cause")]
     NoSource,
+    #[error("{0} is not an RFC 3339 time")]
+    Time(String),
 }
 
 impl LedgerEntry {
@@ -87,14 +118,34 @@ impl LedgerEntry {
             order_id: order_id.map(str::to_owned),
             occurred_at: occurred_at.to_owned(),
             description: description.into(),
+            units: 0,
+            fee_type: None,
         };
         entry.check()?;
         Ok(entry)
     }
 
+    pub fn with_units(mut self, units: u32) -> Self {
+        self.units = units;
+        self
+    }
+
+    pub fn with_fee_type(mut self, fee_type: FeeType) -> Self {
+        self.fee_type = Some(fee_type);
+        self
+    }
+
+    /// When it happened, as an instant (entries are written with RFC 3339 UTC stamps).
+    pub fn instant(&self) -> Option<time::OffsetDateTime> {
+        time::OffsetDateTime::parse(&self.occurred_at, &time::format_description::well_known::Rfc3339).ok()
+    }
+
     pub fn check(&self) -> Result<(), EntryError> {
         if self.source_id.is_empty() {
             return Err(EntryError::NoSource);
+        }
+        if self.instant().is_none() {
+            return Err(EntryError::Time(self.occurred_at.clone()));
         }
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(EntryError::Currency(self.currency.clone()));
@@ -189,8 +240,10 @@ mod tests {
         let mut refund = entry(EntryKind::Refund, 100, "EUR", "r");
         refund.amount_minor = 100;
         assert!(matches!(refund.check(), Err(EntryError::WrongSign { .. })));
-        assert!(LedgerEntry::new(EntryKind::OrderPaid, 1, "eur", "o", None, "t", "").is_err());
-        assert!(LedgerEntry::new(EntryKind::OrderPaid, 1, "EUR", "", None, "t", "").is_err());
+        let at = "2026-11-26T10:00:00Z";
+        assert!(LedgerEntry::new(EntryKind::OrderPaid, 1, "eur", "o", None, at, "").is_err());
+        assert!(LedgerEntry::new(EntryKind::OrderPaid, 1, "EUR", "", None, at, "").is_err());
+        assert!(LedgerEntry::new(EntryKind::OrderPaid, 1, "EUR", "o", None, "yesterday", "").is_err());
         let huge = vec![entry(EntryKind::OrderPaid, i64::MAX, "EUR", "a"), entry(EntryKind::OrderPaid, 1, "EUR", "b")];
         assert!(totals(&huge).is_err());
     }

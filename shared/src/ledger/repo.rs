@@ -34,7 +34,8 @@ impl<'a> LedgerRepo<'a> {
         entry.check().map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let kind = entry.kind.as_str();
         let vendor = Some(self.scope.vendor_id());
-        let key = keys::ledger_entry_key(self.scope, &entry.occurred_at, kind, &entry.source_id);
+        let at = entry.instant().ok_or_else(|| StoreError::Corrupt(format!("{} is not a time", entry.occurred_at)))?;
+        let key = keys::ledger_entry_key(self.scope, at, kind, &entry.source_id);
         let item = encode(&key, ENTRY_ENTITY, vendor, 1, entry)?;
         let claim = SourceClaim { kind, source_id: &entry.source_id, occurred_at: &entry.occurred_at };
         let claim =
@@ -45,16 +46,22 @@ impl<'a> LedgerRepo<'a> {
         ])
     }
 
-    /// The entries with `from <= occurred_at < to` (RFC 3339, UTC), oldest first: a Query of
-    /// the time range's common prefix, read whole.
-    pub async fn entries_between(&self, from: &str, to: &str) -> Result<Vec<LedgerEntry>, StoreError> {
-        let common: String = from.chars().zip(to.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();
+    /// The entries with `from <= occurred_at < to`, oldest first: one Query of the period's
+    /// common key prefix, read whole, filtered on the instants (not on their text, whose
+    /// fractional seconds do not sort).
+    pub async fn entries_between(
+        &self,
+        from: time::OffsetDateTime,
+        to: time::OffsetDateTime,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let (from_key, to_key) = (keys::ledger_instant(from), keys::ledger_instant(to));
+        let common: String = from_key.chars().zip(to_key.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();
         let prefix = format!("{}{common}", keys::LEDGER_ENTRY_SK_PREFIX);
         let items = self.table.query_all(&keys::ledger_partition(self.scope), Some(&prefix)).await?;
         let mut entries = Vec::with_capacity(items.len());
         for item in items {
             let entry: LedgerEntry = decode(item)?.value;
-            if entry.occurred_at.as_str() >= from && entry.occurred_at.as_str() < to {
+            if entry.instant().is_some_and(|at| at >= from && at < to) {
                 entries.push(entry);
             }
         }

@@ -56,6 +56,8 @@ pub async fn checkout(
         .ok_or_else(|| ApiError::NotFound(format!("storefront {storefront_id} not found")))?
         .value;
     let lines = price_lines(app, scope, &storefront.id, &storefront.currency, &req.items, recipients.len()).await?;
+    // The vendor's plan: a lapsed one takes no orders, and the month's recipients are limited.
+    crate::plans::service::check_order(app, scope, recipients.len() as u32).await?;
 
     let vendor = VendorRepo::new(&app.table, scope);
     let rules = vendor
@@ -550,8 +552,15 @@ async fn apply_payment_event(
                     &next.updated_at,
                     format!("order paid (Stripe {})", intent_id),
                 )
-                .map_err(ApiError::internal)?;
+                .map_err(ApiError::internal)?
+                .with_units(order.value.recipient_count);
                 writes.extend(crate::ledger::repo::LedgerRepo::new(&app.table, scope).transact_record(&entry)?);
+                // What the vendor's plan counts: recipients of paid orders per month.
+                let month = crate::plans::model::usage_month(time::OffsetDateTime::now_utc());
+                writes.push(
+                    crate::plans::repo::PlanRepo::new(&app.table, scope)
+                        .transact_count_recipients(&month, order.value.recipient_count)?,
+                );
             }
             let audit = AuditEntry::new(scope, &format!("order.{}", status.as_str()), format!("orders/{order_id}"))
                 .versions(Some(order.version), Some(order.version + 1))

@@ -272,11 +272,7 @@ mod tests {
     /// The sample events of the three workers carry payloads their jobs accept.
     #[test]
     fn sample_events_decode_as_their_jobs() {
-        fn payload(event: &str) -> serde_json::Value {
-            let event: serde_json::Value = serde_json::from_str(event).unwrap();
-            let body: serde_json::Value = serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
-            body["payload"].clone()
-        }
+        use crate::jobs::sample_payload as payload;
         serde_json::from_value::<ShopifySync>(payload(include_str!("../../../events/shopify-sync.json"))).unwrap();
         serde_json::from_value::<ShopifyWebhook>(payload(include_str!("../../../events/shopify-event.json"))).unwrap();
         serde_json::from_value::<ShopifyOrder>(payload(include_str!("../../../events/shopify-order.json"))).unwrap();

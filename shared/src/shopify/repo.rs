@@ -164,9 +164,8 @@ impl<'a> ShopifyRepo<'a> {
 
     /// Stores a pending install's nonce (expiring through the table's TTL as well).
     pub async fn put_install_state(&self, nonce: &str, state: &InstallState) -> Result<(), StoreError> {
-        let mut item = encode(&keys::shopify_install_state_key(nonce), STATE_ENTITY, None, 1, state)?;
-        item.insert(attr::EXPIRES_AT_EPOCH_S.to_owned(), AttributeValue::N(state.expires_at.to_string()));
-        self.table.put(item, Condition::NotExists).await
+        let item = encode(&keys::shopify_install_state_key(nonce), STATE_ENTITY, None, 1, state)?;
+        self.table.put_expiring(item, state.expires_at).await
     }
 }
 
@@ -175,26 +174,11 @@ pub(crate) async fn shop_lookup(table: &Table, shop: &ShopDomain) -> Result<Opti
     Ok(table.get(&keys::shopify_shop_key(shop.as_str())).await?.map(decode::<ShopLookup>).transpose()?.map(|v| v.value))
 }
 
-/// Takes a pending install's nonce, once: the delete is conditional on it still existing and
-/// not having expired, so a replayed or late redirect finds nothing.
+/// Takes a pending install's nonce, once (see [`Table::take_unexpired`]).
 pub(crate) async fn take_install_state(
     table: &Table,
     nonce: &str,
     now_epoch_s: i64,
 ) -> Result<Option<InstallState>, StoreError> {
-    let key = keys::shopify_install_state_key(nonce);
-    let Some(item) = table.get(&key).await? else {
-        return Ok(None);
-    };
-    let state = decode::<InstallState>(item)?.value;
-    let condition = Expression {
-        text: "attribute_exists(#pk) AND #expires > :now",
-        names: vec![("#pk", attr::PK), ("#expires", attr::EXPIRES_AT_EPOCH_S)],
-        values: vec![(":now", AttributeValue::N(now_epoch_s.to_string()))],
-    };
-    match table.delete(&key, &condition).await {
-        Ok(()) => Ok(Some(state)),
-        Err(StoreError::ConditionFailed) => Ok(None),
-        Err(other) => Err(other),
-    }
+    table.take_unexpired(&keys::shopify_install_state_key(nonce), now_epoch_s).await
 }

@@ -210,10 +210,26 @@ pub fn ledger_partition(scope: &TenantScope) -> String {
 
 pub const LEDGER_ENTRY_SK_PREFIX: &str = "E#";
 
-pub fn ledger_entry_key(scope: &TenantScope, occurred_at: &str, kind: &str, source_id: &str) -> Key {
+/// An instant as the ledger's sort keys write it: UTC, fixed width to the nanosecond, so the
+/// text sorts as the time does.
+pub fn ledger_instant(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.nanosecond()
+    )
+}
+
+pub fn ledger_entry_key(scope: &TenantScope, occurred_at: time::OffsetDateTime, kind: &str, source_id: &str) -> Key {
     Key {
         pk: ledger_partition(scope),
-        sk: format!("{LEDGER_ENTRY_SK_PREFIX}{occurred_at}#{kind}#{}", escape(source_id)),
+        sk: format!("{LEDGER_ENTRY_SK_PREFIX}{}#{kind}#{}", ledger_instant(occurred_at), escape(source_id)),
     }
 }
 
@@ -223,6 +239,60 @@ pub fn ledger_source_key(scope: &TenantScope, kind: &str, source_id: &str) -> Ke
         pk: format!("{}#LEDGER_SOURCE#{kind}#{}", tenant_partition(scope), escape(source_id)),
         sk: "SOURCE".to_owned(),
     }
+}
+
+// ---------------------------------------------------------------- billing
+
+pub const STATEMENT_SK_PREFIX: &str = "STATEMENT#";
+
+/// A closed cycle's statement record, in the vendor's main partition (cycle ids sort by time).
+pub fn statement_key(scope: &TenantScope, cycle_id: &str) -> Key {
+    tenant_key(scope, format!("{STATEMENT_SK_PREFIX}{}", escape(cycle_id)))
+}
+
+/// The platform's view of every vendor's statements, newest period last: written with each
+/// statement record, read by the admin report.
+pub fn statements_index_partition(_scope: &PlatformScope) -> String {
+    format!("{PLATFORM_PREFIX}STATEMENTS")
+}
+
+pub fn statements_index_key(period_end: &str, vendor: &VendorId, cycle_id: &str) -> Key {
+    Key {
+        pk: format!("{PLATFORM_PREFIX}STATEMENTS"),
+        sk: format!("{}#{}#{}", escape(period_end), vendor, escape(cycle_id)),
+    }
+}
+
+/// The global item naming the statement a Xero invoice was made for: Xero's webhooks name
+/// only the invoice.
+pub fn xero_invoice_key(invoice_id: &str) -> Key {
+    Key { pk: format!("{GLOBAL_PREFIX}XERO#INVOICE#{}", escape(invoice_id)), sk: "INVOICE".to_owned() }
+}
+
+/// The platform's Xero connection: tenant, where its tokens are, and the refresh lease.
+pub fn xero_connection_key() -> Key {
+    Key { pk: format!("{PLATFORM_PREFIX}XERO"), sk: "CONNECTION".to_owned() }
+}
+
+/// A pending Xero connect's single-use `state` nonce.
+pub fn xero_connect_state_key(nonce: &str) -> Key {
+    Key { pk: format!("{PLATFORM_PREFIX}XERO#STATE#{}", escape(nonce)), sk: "STATE".to_owned() }
+}
+
+/// The global item naming the vendor of a customer on the platform's own Stripe account:
+/// Billing's webhooks name the customer.
+pub fn billing_customer_key(customer_id: &str) -> Key {
+    Key { pk: format!("{GLOBAL_PREFIX}STRIPE#CUSTOMER#{}", escape(customer_id)), sk: "CUSTOMER".to_owned() }
+}
+
+/// A Stripe Billing event's receipt (the platform account's webhook deduplicates by it).
+pub fn billing_event_key(event_id: &str) -> Key {
+    Key { pk: format!("{GLOBAL_PREFIX}STRIPE#BILLING_EVENT#{}", escape(event_id)), sk: "EVENT".to_owned() }
+}
+
+/// A vendor's usage of one calendar month (UTC), counted against its plan.
+pub fn usage_key(scope: &TenantScope, month: &str) -> Key {
+    Key { pk: format!("{}#USAGE#{}", tenant_partition(scope), escape(month)), sk: "USAGE".to_owned() }
 }
 
 // ---------------------------------------------------------------- Shopify
@@ -320,6 +390,8 @@ pub mod sk {
     pub const STRIPE: &str = "CONFIG#STRIPE";
     pub const STORAGE: &str = "CONFIG#STORAGE";
     pub const SHOPIFY: &str = "CONFIG#SHOPIFY";
+    pub const PAYOUT_TERMS: &str = "CONFIG#PAYOUT_TERMS";
+    pub const PLAN: &str = "CONFIG#PLAN";
 }
 
 #[cfg(test)]

@@ -244,6 +244,101 @@ impl Table {
         conditional(result)
     }
 
+    /// Creates a single-use item (an OAuth `state` nonce) that expires at `expires_at_epoch_s`
+    /// (DynamoDB's TTL removes it later; [`Table::take_unexpired`] refuses it at once).
+    pub async fn put_expiring(&self, mut item: Item, expires_at_epoch_s: i64) -> Result<(), StoreError> {
+        item.insert(attr::EXPIRES_AT_EPOCH_S.to_owned(), AttributeValue::N(expires_at_epoch_s.to_string()));
+        self.put(item, Condition::NotExists).await
+    }
+
+    /// Takes a single-use item, once: the delete is conditional on it still existing and not
+    /// having expired, so a replayed or late redirect finds nothing.
+    pub async fn take_unexpired<T: DeserializeOwned>(
+        &self,
+        key: &Key,
+        now_epoch_s: i64,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(item) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let value = decode::<T>(item)?.value;
+        let condition = Expression {
+            text: "attribute_exists(#pk) AND #expires > :now",
+            names: vec![("#pk", attr::PK), ("#expires", attr::EXPIRES_AT_EPOCH_S)],
+            values: vec![(":now", AttributeValue::N(now_epoch_s.to_string()))],
+        };
+        match self.delete(key, &condition).await {
+            Ok(()) => Ok(Some(value)),
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// How many items a partition (of the base table, or of `GSI1` when `index` names it) holds
+    /// under a sort-key prefix: `Select: COUNT`, so only keys are read, one call per MB of them.
+    pub async fn count(
+        &self,
+        index: Option<&'static str>,
+        partition: &str,
+        sort_prefix: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let (pk_attr, sk_attr) = match index {
+            None => (attr::PK, attr::SK),
+            Some(_) => (attr::GSI1_PK, attr::GSI1_SK),
+        };
+        let (mut total, mut start) = (0u64, None);
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&*self.name)
+                .set_index_name(index.map(str::to_owned))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .expression_attribute_names("#pk", pk_attr)
+                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+                .set_exclusive_start_key(start);
+            request = match sort_prefix {
+                Some(prefix) => request
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", sk_attr)
+                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned())),
+                None => request.key_condition_expression("#pk = :pk"),
+            };
+            let out = request.send().await.map_err(sdk_error)?;
+            total += out.count.max(0) as u64;
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    /// Adds `delta` to a number attribute of a tenant's counter item, creating both if missing
+    /// (`ADD`): a counter kept in the transaction of what it counts.
+    pub fn transact_increment(
+        &self,
+        key: &Key,
+        entity: &str,
+        vendor: &VendorId,
+        attribute: &str,
+        delta: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&*self.name)
+            .key(attr::PK, AttributeValue::S(key.pk.clone()))
+            .key(attr::SK, AttributeValue::S(key.sk.clone()))
+            .update_expression("ADD #counter :delta SET #entity = :entity, #vendor = :vendor")
+            .expression_attribute_names("#counter", attribute)
+            .expression_attribute_names("#entity", attr::ENTITY)
+            .expression_attribute_names("#vendor", attr::VENDOR_ID)
+            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+            .expression_attribute_values(":entity", AttributeValue::S(entity.to_owned()))
+            .expression_attribute_values(":vendor", AttributeValue::S(vendor.to_string()))
+            .build()
+            .map_err(|e| StoreError::Sdk(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     /// A put for use inside [`Table::transact`].
     pub fn transact_put(&self, item: Item, condition: Condition) -> Result<TransactWriteItem, StoreError> {
         let (expression, names, values) = condition_parts(condition);

@@ -79,6 +79,7 @@ pub async fn create_storefront(
     let mut errors = Vec::new();
     check_storefront(&storefront, &mut errors);
     ApiError::reject_if_any(errors)?;
+    crate::plans::service::check_storefronts(app, scope).await?;
     let repo = StorefrontRepo::new(&app.table, scope);
     let mut items = vec![
         repo.put_storefront(&storefront, None)?,

@@ -202,7 +202,7 @@ impl ShopifyClient {
             let response = match sent {
                 Ok(response) => response,
                 Err(err) => {
-                    last_failure = format!("{operation}: {}", without_url(&err));
+                    last_failure = format!("{operation}: {}", crate::integrations::without_url(&err, "<shopify>"));
                     if retry == Retry::WhenNotRun {
                         return Err(ShopifyError::Unavailable(last_failure));
                     }
@@ -218,7 +218,10 @@ impl ShopifyClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|s| s.is_finite() && *s >= 0.0);
-            let text = response.text().await.map_err(|e| ShopifyError::Unavailable(without_url(&e)))?;
+            let text = response
+                .text()
+                .await
+                .map_err(|e| ShopifyError::Unavailable(crate::integrations::without_url(&e, "<shopify>")))?;
             match status {
                 200..=299 => {}
                 401 | 403 => return Err(ShopifyError::Unauthorized),
@@ -288,15 +291,6 @@ fn error_messages(errors: &serde_json::Value) -> String {
 fn backoff(attempt: u32) -> Duration {
     let base = 200u64 << attempt.min(5);
     Duration::from_millis(base + rand::rng().random_range(0..=base / 2))
-}
-
-/// A reqwest error's text without the URL (which names the shop).
-pub(crate) fn without_url(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    if let Some(url) = err.url() {
-        text = text.replace(url.as_str(), "<shopify>");
-    }
-    text
 }
 
 #[cfg(test)]

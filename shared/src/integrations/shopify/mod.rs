@@ -178,9 +178,12 @@ async fn token_request(
         .timeout(client::REQUEST_TIMEOUT)
         .send()
         .await
-        .map_err(|e| ShopifyError::Unavailable(client::without_url(&e)))?;
+        .map_err(|e| ShopifyError::Unavailable(crate::integrations::without_url(&e, "<shopify>")))?;
     let status = response.status().as_u16();
-    let text = response.text().await.map_err(|e| ShopifyError::Unavailable(client::without_url(&e)))?;
+    let text = response
+        .text()
+        .await
+        .map_err(|e| ShopifyError::Unavailable(crate::integrations::without_url(&e, "<shopify>")))?;
     match status {
         200..=299 => {
             let answer: TokenAnswer = serde_json::from_str(&text)

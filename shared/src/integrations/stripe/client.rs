@@ -1,11 +1,12 @@
-//! The Stripe API client over `reqwest`: form-encoded POSTs with the vendor's secret key, an
-//! `Idempotency-Key` on every create (so a retry never charges or refunds twice), and retries
-//! with backoff and jitter where Stripe says a retry is safe.
+//! The Stripe API client over `reqwest`: form-encoded requests with an account's secret key (a
+//! vendor's, or the platform's own for plans), an `Idempotency-Key` on every create (so a retry
+//! never charges or refunds twice), and retries with backoff and jitter where Stripe says a
+//! retry is safe.
 
+use crate::integrations::{backoff, without_url};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rand::Rng;
 use serde::Deserialize;
 
 use crate::integrations::secrets::Redacted;
@@ -13,6 +14,9 @@ use crate::integrations::secrets::Redacted;
 /// Lambda's API timeout is 29 s: three tries of at most 8 s each fit in it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
 const MAX_TRIES: u32 = 3;
+/// The API version every request asks for, whatever the account's default: the shapes read
+/// here are this version's (e.g. a subscription's `current_period_end` on the subscription).
+const API_VERSION: &str = "2024-06-20";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StripeError {
@@ -46,6 +50,70 @@ pub struct Refund {
     /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
     pub status: String,
     pub payment_intent: Option<String>,
+}
+
+/// A customer of the platform's own account (a vendor paying for its plan).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Customer {
+    pub id: String,
+}
+
+/// A Checkout Session; `url` is where the payer goes.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub url: Option<String>,
+    pub status: Option<String>,
+    pub subscription: Option<String>,
+}
+
+/// A subscription as far as Bestow reads it (API version 2024-06-20: the period is on the
+/// subscription itself).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub customer: String,
+    /// `incomplete`, `incomplete_expired`, `trialing`, `active`, `past_due`, `unpaid`,
+    /// `canceled` or `paused`.
+    pub status: String,
+    pub created: i64,
+    pub current_period_end: Option<i64>,
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+    pub items: SubscriptionItems,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SubscriptionItems {
+    pub data: Vec<SubscriptionItem>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SubscriptionItem {
+    pub price: Price,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Price {
+    pub id: String,
+}
+
+impl Subscription {
+    pub fn price_id(&self) -> Option<&str> {
+        self.items.data.first().map(|i| i.price.id.as_str())
+    }
+}
+
+/// A subscription-mode Checkout Session for one price.
+pub struct NewSubscriptionCheckout<'a> {
+    pub customer: &'a str,
+    pub price: &'a str,
+    pub success_url: &'a str,
+    pub cancel_url: &'a str,
+    pub client_reference_id: &'a str,
+    pub metadata: &'a BTreeMap<String, String>,
 }
 
 pub struct NewPaymentIntent<'a> {
@@ -110,11 +178,59 @@ impl StripeClient {
         self.post("/v1/refunds", &form, idempotency_key).await
     }
 
+    pub async fn create_customer(
+        &self,
+        name: &str,
+        email: &str,
+        metadata: &BTreeMap<String, String>,
+        idempotency_key: &str,
+    ) -> Result<Customer, StripeError> {
+        let mut form = vec![("name".to_owned(), name.to_owned()), ("email".to_owned(), email.to_owned())];
+        form.extend(metadata_fields(metadata));
+        self.post("/v1/customers", &form, idempotency_key).await
+    }
+
+    pub async fn create_subscription_checkout(
+        &self,
+        checkout: &NewSubscriptionCheckout<'_>,
+        idempotency_key: &str,
+    ) -> Result<CheckoutSession, StripeError> {
+        let mut form = vec![
+            ("mode".to_owned(), "subscription".to_owned()),
+            ("customer".to_owned(), checkout.customer.to_owned()),
+            ("line_items[0][price]".to_owned(), checkout.price.to_owned()),
+            ("line_items[0][quantity]".to_owned(), "1".to_owned()),
+            ("success_url".to_owned(), checkout.success_url.to_owned()),
+            ("cancel_url".to_owned(), checkout.cancel_url.to_owned()),
+            ("client_reference_id".to_owned(), checkout.client_reference_id.to_owned()),
+        ];
+        form.extend(metadata_fields(checkout.metadata));
+        // The subscription carries the vendor too, so its own events name it.
+        form.extend(checkout.metadata.iter().map(|(k, v)| (format!("subscription_data[metadata][{k}]"), v.clone())));
+        self.post("/v1/checkout/sessions", &form, idempotency_key).await
+    }
+
+    /// The subscription as Stripe has it now: events may arrive late or out of order, so
+    /// their handler reads the current state rather than trusting the event's copy.
+    pub async fn subscription(&self, id: &str) -> Result<Subscription, StripeError> {
+        self.send(reqwest::Method::GET, &format!("/v1/subscriptions/{id}"), &[], None).await
+    }
+
     async fn post<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         form: &[(String, String)],
         idempotency_key: &str,
+    ) -> Result<T, StripeError> {
+        self.send(reqwest::Method::POST, path, form, Some(idempotency_key)).await
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: Option<&str>,
     ) -> Result<T, StripeError> {
         let url = format!("{}{path}", self.base_url);
         let mut last_failure = String::new();
@@ -122,20 +238,24 @@ impl StripeClient {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
             }
-            let sent = self
+            let mut request = self
                 .http
-                .post(&url)
+                .request(method.clone(), &url)
                 .bearer_auth(self.secret_key.expose())
-                .header("Idempotency-Key", idempotency_key)
-                .form(form)
-                .timeout(REQUEST_TIMEOUT)
-                .send()
-                .await;
+                .header("Stripe-Version", API_VERSION)
+                .timeout(REQUEST_TIMEOUT);
+            if let Some(key) = idempotency_key {
+                request = request.header("Idempotency-Key", key);
+            }
+            if method != reqwest::Method::GET {
+                request = request.form(form);
+            }
+            let sent = request.send().await;
             let response = match sent {
                 Ok(response) => response,
                 // The same idempotency key makes a retry after a lost answer safe.
                 Err(err) => {
-                    last_failure = format!("{path}: {}", without_url(&err));
+                    last_failure = format!("{path}: {}", without_url(&err, "<stripe>"));
                     continue;
                 }
             };
@@ -143,7 +263,7 @@ impl StripeClient {
             // Stripe's own verdict on retrying wins over the status code.
             let should_retry =
                 response.headers().get("stripe-should-retry").and_then(|v| v.to_str().ok()).map(|v| v == "true");
-            let body = response.bytes().await.map_err(|e| StripeError::Unavailable(without_url(&e)))?;
+            let body = response.bytes().await.map_err(|e| StripeError::Unavailable(without_url(&e, "<stripe>")))?;
             if (200..300).contains(&status) {
                 return serde_json::from_slice(&body)
                     .map_err(|e| StripeError::Unavailable(format!("{path}: unexpected answer: {e}")));
@@ -165,19 +285,4 @@ impl StripeClient {
 
 fn metadata_fields(metadata: &BTreeMap<String, String>) -> impl Iterator<Item = (String, String)> + '_ {
     metadata.iter().map(|(k, v)| (format!("metadata[{k}]"), v.clone()))
-}
-
-/// 250 ms, 500 ms, … with up to 50% jitter, so retrying clients do not move in step.
-fn backoff(attempt: u32) -> Duration {
-    let base = 250u64 << attempt.saturating_sub(1).min(4);
-    Duration::from_millis(base + rand::rng().random_range(0..=base / 2))
-}
-
-/// A reqwest error's text without the URL (which is harmless here, but a habit worth keeping).
-fn without_url(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    if let Some(url) = err.url() {
-        text = text.replace(url.as_str(), "<stripe>");
-    }
-    text
 }
