@@ -103,9 +103,11 @@ async fn a_cycle_closes_into_one_statement_and_one_xero_invoice_that_reconciles(
     let listed = stack.call(Method::GET, &format!("/vendors/{vendor}/statements")).token(&shop.owner).send().await;
     assert_eq!(listed.json["items"], json!([]));
 
-    // Xero is rate-limited once and then loses an answer mid-run.
+    // Xero is rate-limited once, then loses an answer mid-run, then fails four times: the
+    // client's four tries run out and the job itself is retried by its queue.
     stack.xero.fail_next(1, 429);
     stack.xero.fail_next_after_apply(1, 502);
+    stack.xero.fail_next(4, 503);
 
     // Closed as the schedule would once the month is over, twice and concurrently.
     let scope = bestow::tenancy::guard::job_scope(&vendor, "test").unwrap();
@@ -163,8 +165,8 @@ async fn a_cycle_closes_into_one_statement_and_one_xero_invoice_that_reconciles(
     let pdf = reqwest::get(view["pdf_url"].as_str().unwrap()).await.unwrap().bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
 
-    // One Xero invoice, a line per fee type, the statement attached; despite the 429 and the
-    // lost answer.
+    // One Xero invoice, a line per fee type, the statement attached; despite the 429, the lost
+    // answer and the failed run.
     let created = eventually(60, "the Xero invoice", async || {
         let view = statement(&stack, &vendor, &cycle).await;
         let invoice = &view["statement"]["invoices"][0];
@@ -185,7 +187,7 @@ async fn a_cycle_closes_into_one_statement_and_one_xero_invoice_that_reconciles(
     assert!(attachments[0].2.starts_with(b"%PDF-"));
     let creates: Vec<_> =
         stack.xero.requests().into_iter().filter(|r| r.path.ends_with("/Invoices") && r.method != "GET").collect();
-    assert!(creates.len() >= 3, "a 429, a lost answer, then the replay: {creates:?}");
+    assert_eq!(creates.len(), 7, "a 429, a lost answer, 503s over two runs, then the replay: {creates:?}");
     assert!(creates.windows(2).all(|w| w[0].idempotency_key == w[1].idempotency_key && w[0].idempotency_key.is_some()));
 
     // Closing again (now through the API) changes nothing, in the statement or in Xero.
@@ -240,16 +242,38 @@ async fn a_cycle_closes_into_one_statement_and_one_xero_invoice_that_reconciles(
     })
     .await;
 
+    // The next cycle starts where this one ended; one the statements cover already, or a
+    // malformed id, is 422 and writes nothing.
+    let next_id = {
+        let first = cycle_bounds.end;
+        format!("{:04}-{:02}", first.year(), u8::from(first.month()))
+    };
+    let next = bestow::billing::service::close_cycle(&stack.app, &scope, &next_id, later + time::Duration::days(40))
+        .await
+        .unwrap();
+    assert_eq!(next.period_start, a.period_end);
+    for bad in ["2026-011", "last-month"] {
+        let refused = stack
+            .call(Method::POST, &format!("/vendors/{vendor}/statements"))
+            .token(&stack.admin())
+            .json(&json!({ "cycle_id": bad }))
+            .send()
+            .await;
+        assert_eq!(refused.assert_problem(422), "https://bestow.dev/problems/validation-failed", "{}", refused.text);
+    }
+
     // The platform's view lists it with its invoice state; vendors cannot read it.
     let all = stack.call(Method::GET, "/statements").token(&stack.admin()).send().await;
     all.assert_status(200);
     let mine: Vec<&Value> =
         all.json["items"].as_array().unwrap().iter().filter(|s| s["owner_vendor"] == vendor).collect();
-    assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0]["invoices"][0]["xero_status"], "VOIDED");
+    assert_eq!(mine.len(), 2);
+    let first = mine.iter().find(|s| s["cycle_id"] == cycle.as_str()).unwrap();
+    assert_eq!(first["invoices"][0]["xero_status"], "VOIDED");
     stack.call(Method::GET, "/statements").token(&shop.owner).send().await.assert_status(403);
     let listed = stack.call(Method::GET, &format!("/vendors/{vendor}/statements")).token(&shop.owner).send().await;
-    assert_eq!(listed.json["items"].as_array().unwrap().len(), 1);
+    assert_eq!(listed.json["items"].as_array().unwrap().len(), 2);
+    assert_eq!(listed.json["items"][0]["cycle_id"], next_id.as_str(), "latest first");
 }
 
 #[tokio::test]

@@ -620,13 +620,14 @@ async fn an_expiring_token_is_refreshed_before_use_and_the_new_one_stored() {
     let shop = "fresh-gifts.myshopify.com";
     stack.shopify.add_shop(shop, "EUR");
     stack.shopify.seed_catalogue(shop, 3, 0, 0);
-    // Tokens that expire within the refresh margin: every use refreshes first.
-    stack.shopify.set_token_lifetime(std::time::Duration::from_secs(2));
+    // Tokens that expire within the refresh margin: every use refreshes first. (Long enough
+    // for a job to use its fresh token on a loaded two-core CI machine.)
+    stack.shopify.set_token_lifetime(std::time::Duration::from_secs(10));
     let first = connect(&stack, "fresh", &owner, shop).await;
     assert_eq!(first["status"], "succeeded", "{first}");
     let after_install = stack.shopify.token_refreshes();
     assert!(after_install >= 1, "the sync refreshed the install's token first");
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
     // The install's token has expired; the stored refresh token still works.
     let started = stack.call(Method::POST, "/vendors/fresh/shopify/sync").token(&owner).send().await;
     let second = wait_job(&stack, "fresh", &owner, started.json["id"].as_str().unwrap()).await;

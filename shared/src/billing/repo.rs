@@ -61,6 +61,18 @@ impl<'a> BillingRepo<'a> {
         Ok((page.into_iter().map(|v| v.value).collect(), next))
     }
 
+    /// Where the vendor's statements so far end: the latest `period_end` among its (newest 100)
+    /// statements.
+    pub async fn latest_period_end(&self) -> Result<Option<time::OffsetDateTime>, StoreError> {
+        let (page, _) = self.statements(100, None).await?;
+        Ok(page
+            .iter()
+            .filter_map(|s| {
+                time::OffsetDateTime::parse(&s.period_end, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .max())
+    }
+
     /// The statement record and its platform index entry, for a transaction: created once
     /// (`expected = None`: the cycle must not have one) or replacing the version read. The
     /// record is the first item, so a failed condition at index 0 means another writer won.

@@ -98,7 +98,7 @@ pub async fn close_cycle(
         .ok_or_else(|| CloseError::Invalid(format!("vendor {} not found", scope.vendor_id())))?
         .value;
     let terms = terms(app, scope).await?;
-    let cycle = Cycle::parse(terms.cycle, cycle_id, &vendor.timezone).map_err(|e| match e {
+    let mut cycle = Cycle::parse(terms.cycle, cycle_id, &vendor.timezone).map_err(|e| match e {
         CycleError::Id(_) => CloseError::Invalid(e.to_string()),
         other => CloseError::Storage(format!("the vendor's time zone: {other}")),
     })?;
@@ -114,6 +114,19 @@ pub async fn close_cycle(
             rfc3339(cycle.end),
             SETTLE.whole_minutes()
         )));
+    }
+    // Cycles chain: one starts where the vendor's last statement ended, so a change of time
+    // zone or of cycle kind (or a cycle the schedule missed) can neither count an entry twice
+    // nor leave one out.
+    if let Some(previous_end) = billing.latest_period_end().await? {
+        if previous_end >= cycle.end {
+            return Err(CloseError::Invalid(format!(
+                "cycle {} is covered already: the vendor's statements run to {}",
+                cycle.id,
+                rfc3339(previous_end)
+            )));
+        }
+        cycle.start = previous_end;
     }
     let entries = charge_fees(app, scope, &cycle, &terms).await?;
     let statement = Statement::build(&vendor, &cycle, &terms, entries).map_err(CloseError::Storage)?;

@@ -46,18 +46,18 @@ impl<'a> LedgerRepo<'a> {
         ])
     }
 
-    /// The entries with `from <= occurred_at < to`, oldest first: one Query of the period's
-    /// common key prefix, read whole, filtered on the instants (not on their text, whose
-    /// fractional seconds do not sort).
+    /// The entries with `from <= occurred_at < to`, oldest first: one Query of the sort keys
+    /// between the two instants (fixed-width, so they sort as the times do), all pages.
     pub async fn entries_between(
         &self,
         from: time::OffsetDateTime,
         to: time::OffsetDateTime,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
-        let (from_key, to_key) = (keys::ledger_instant(from), keys::ledger_instant(to));
-        let common: String = from_key.chars().zip(to_key.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();
-        let prefix = format!("{}{common}", keys::LEDGER_ENTRY_SK_PREFIX);
-        let items = self.table.query_all(&keys::ledger_partition(self.scope), Some(&prefix)).await?;
+        let prefix = keys::LEDGER_ENTRY_SK_PREFIX;
+        // `#` sorts after every character of the instant, so `E#<to>#` bounds entries at `to`.
+        let (low, high) =
+            (format!("{prefix}{}", keys::ledger_instant(from)), format!("{prefix}{}#", keys::ledger_instant(to)));
+        let items = self.table.query_range(&keys::ledger_partition(self.scope), &low, &high).await?;
         let mut entries = Vec::with_capacity(items.len());
         for item in items {
             let entry: LedgerEntry = decode(item)?.value;

@@ -32,6 +32,13 @@ pub enum Condition {
     VersionIs(u64),
 }
 
+/// Which sort keys of a partition a whole-partition read takes.
+#[derive(Clone, Copy)]
+enum SortKeys<'a> {
+    Prefix(&'a str),
+    Between(&'a str, &'a str),
+}
+
 #[derive(Clone)]
 pub struct Table {
     client: Client,
@@ -560,6 +567,16 @@ impl Table {
     /// strongly consistent reads: for use cases that must see all of a bounded set (a
     /// product's variants) before they write.
     pub async fn query_all(&self, partition: &str, sort_prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        self.query_all_where(partition, sort_prefix.map(SortKeys::Prefix)).await
+    }
+
+    /// Every item of a partition whose sort key lies in `[from, to]` (inclusive), strongly
+    /// consistent, all pages.
+    pub async fn query_range(&self, partition: &str, from: &str, to: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_all_where(partition, Some(SortKeys::Between(from, to))).await
+    }
+
+    async fn query_all_where(&self, partition: &str, sort: Option<SortKeys<'_>>) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -571,11 +588,16 @@ impl Table {
                 .expression_attribute_names("#pk", attr::PK)
                 .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
                 .set_exclusive_start_key(start);
-            request = match sort_prefix {
-                Some(prefix) => request
+            request = match sort {
+                Some(SortKeys::Prefix(prefix)) => request
                     .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                     .expression_attribute_names("#sk", attr::SK)
                     .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned())),
+                Some(SortKeys::Between(from, to)) => request
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                    .expression_attribute_names("#sk", attr::SK)
+                    .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
+                    .expression_attribute_values(":to", AttributeValue::S(to.to_owned())),
                 None => request.key_condition_expression("#pk = :pk"),
             };
             let out = request.send().await.map_err(sdk_error)?;

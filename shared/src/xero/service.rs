@@ -145,7 +145,9 @@ pub enum AccessError {
 impl From<AccessError> for JobError {
     fn from(err: AccessError) -> Self {
         match err {
-            AccessError::NotConnected | AccessError::NeedsReconnect => JobError::Permanent(err.to_string()),
+            // The job waits in its queue (and then its dead-letter queue, for a redrive) until
+            // an admin connects Xero again: the invoice is not given up.
+            AccessError::NotConnected | AccessError::NeedsReconnect => JobError::Retryable(err.to_string()),
             AccessError::Xero(e) if !e.is_retryable() => JobError::Permanent(e.to_string()),
             other => JobError::Retryable(other.to_string()),
         }

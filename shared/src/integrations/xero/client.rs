@@ -225,14 +225,26 @@ pub async fn refresh(
         .await
 }
 
-/// The organisations the access token reaches.
+/// The `authentication_event_id` claim of an access token (a JWT; read, not verified: it only
+/// narrows which connections to list, and Xero checks the token itself).
+pub fn auth_event_id(access_token: &Redacted) -> Option<String> {
+    let payload = access_token.expose().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("authentication_event_id")?.as_str().map(str::to_owned)
+}
+
+/// The organisations the access token reaches; with `auth_event_id`, only those the user
+/// connected in that consent (Xero's `authEventId` filter), so a user who had connected other
+/// organisations before does not get one of those.
 pub async fn connections(
     http: &reqwest::Client,
     endpoints: &XeroEndpoints,
     access_token: &Redacted,
 ) -> Result<Vec<XeroConnection>, XeroError> {
+    let query = auth_event_id(access_token).map(|id| format!("?authEventId={id}")).unwrap_or_default();
     let response = http
-        .get(format!("{}/connections", endpoints.api))
+        .get(format!("{}/connections{query}", endpoints.api))
         .bearer_auth(access_token.expose())
         .header("Accept", "application/json")
         .timeout(REQUEST_TIMEOUT)
@@ -540,6 +552,13 @@ mod tests {
         );
         assert!(url.contains("redirect_uri=https%3A%2F%2Fx.example%2Fxero%2Fcallback"));
         assert!(url.contains("offline_access") && url.contains("state=s%20t"));
+    }
+
+    #[test]
+    fn the_auth_event_is_read_from_the_access_token() {
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"authentication_event_id":"ae-1"}"#);
+        assert_eq!(auth_event_id(&Redacted::new(format!("h.{claims}.s"))).as_deref(), Some("ae-1"));
+        assert_eq!(auth_event_id(&Redacted::new("opaque")), None);
     }
 
     #[test]
