@@ -200,8 +200,9 @@ impl Cycle {
 // ---------------------------------------------------------------- statements
 
 /// A cycle's figures in one currency, from its ledger entries. `net_payable_minor` is what the
-/// vendor is owed for the cycle: orders, less refunds, less the platform's fees. Plan charges
-/// are shown but not deducted: Stripe Billing collects them from the vendor's card.
+/// vendor is owed for the cycle: orders, less refunds, less the platform's fees, less what the
+/// previous statement left owing. Plan charges are shown but not deducted: Stripe Billing
+/// collects them from the vendor's card.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CurrencyStatement {
     pub currency: String,
@@ -216,6 +217,10 @@ pub struct CurrencyStatement {
     pub subscriptions_minor: i64,
     /// Payouts made during the cycle (they settle earlier cycles).
     pub payouts_minor: i64,
+    /// What the vendor still owed from the previous statement (its negative net payable: more
+    /// refunded than sold), set off against this cycle.
+    #[serde(default)]
+    pub carried_in_minor: i64,
     pub net_payable_minor: i64,
 }
 
@@ -241,14 +246,22 @@ pub fn rfc3339(at: time::OffsetDateTime) -> String {
 }
 
 impl Statement {
+    /// The statement of `cycle` from its entries; `carried_in` is what the previous statement
+    /// left owing per currency (negative amounts).
     pub fn build(
         vendor: &crate::vendors::model::Vendor,
         cycle: &Cycle,
         terms: &PayoutTerms,
         mut entries: Vec<LedgerEntry>,
+        carried_in: &BTreeMap<String, i64>,
     ) -> Result<Self, String> {
         entries.sort_by(|a, b| (a.instant(), a.kind, &a.source_id).cmp(&(b.instant(), b.kind, &b.source_id)));
         let mut wide: BTreeMap<&str, (CurrencyStatement, [i128; 7])> = BTreeMap::new();
+        for (currency, owed) in carried_in.iter().filter(|(_, owed)| **owed < 0) {
+            let (figures, sums) = wide.entry(currency.as_str()).or_default();
+            figures.carried_in_minor = *owed;
+            sums[6] += i128::from(*owed);
+        }
         for entry in &entries {
             let (figures, sums) = wide.entry(entry.currency.as_str()).or_default();
             let amount = i128::from(entry.amount_minor);
@@ -395,6 +408,7 @@ pub fn render_statement(statement: &Statement) -> Vec<u8> {
             format!("Platform fee, per recipient   {}", money(c.per_unit_fees_minor)),
             format!("Plan charges (paid by card, not deducted)   {}", money(c.subscriptions_minor)),
             format!("Payouts made in the period   {}", money(c.payouts_minor)),
+            format!("Owed from the previous statement   {}", money(c.carried_in_minor)),
         ];
         for line in lines {
             pdf.text(14.0, 9.0, false, &line);
@@ -502,6 +516,49 @@ mod tests {
         assert!(PayoutTerms::default().fees_of(&order).is_empty());
         let bad = PayoutTerms { cycle: CycleKind::Weekly, fee_basis_points: 9_000, fee_per_unit_minor: -1 };
         assert_eq!(bad.validate().len(), 2);
+    }
+
+    #[test]
+    fn a_statement_adds_up_and_sets_off_what_the_last_one_left_owing() {
+        let vendor = crate::vendors::model::Vendor {
+            id: "acme".into(),
+            name: "Acme".into(),
+            legal_name: None,
+            contact_email: "a@acme.example".into(),
+            country: "DE".into(),
+            currency: "EUR".into(),
+            timezone: "Europe/Berlin".into(),
+            status: crate::vendors::model::VendorStatus::Active,
+            suspended_reason: None,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let cycle = Cycle::parse(CycleKind::Monthly, "2026-11", "Europe/Berlin").unwrap();
+        let terms = PayoutTerms { cycle: CycleKind::Monthly, fee_basis_points: 250, fee_per_unit_minor: 75 };
+        let at = "2026-11-10T10:00:00Z";
+        let order =
+            LedgerEntry::new(EntryKind::OrderPaid, 10_000, "EUR", "o1", Some("o1"), at, "").unwrap().with_units(2);
+        let mut entries =
+            vec![order.clone(), LedgerEntry::new(EntryKind::Refund, 5_000, "EUR", "r1", None, at, "").unwrap()];
+        for (fee, amount) in terms.fees_of(&order) {
+            entries.push(
+                LedgerEntry::new(EntryKind::PlatformFee, amount, "EUR", &fee_source("o1", fee), None, at, "")
+                    .unwrap()
+                    .with_fee_type(fee),
+            );
+        }
+        let owed = BTreeMap::from([("EUR".to_owned(), -1_200), ("USD".to_owned(), -300), ("GBP".to_owned(), 50)]);
+        let statement = Statement::build(&vendor, &cycle, &terms, entries, &owed).unwrap();
+        let eur = statement.currency("EUR").unwrap();
+        assert_eq!(
+            (eur.orders_minor, eur.refunds_minor, eur.percentage_fees_minor, eur.per_unit_fees_minor),
+            (10_000, -5_000, -250, -150)
+        );
+        assert_eq!(eur.carried_in_minor, -1_200);
+        assert_eq!(eur.net_payable_minor, 10_000 - 5_000 - 250 - 150 - 1_200);
+        // A currency with nothing but a debt still has its section; a positive "debt" is none.
+        assert_eq!(statement.currency("USD").unwrap().net_payable_minor, -300);
+        assert!(statement.currency("GBP").is_none());
     }
 
     #[test]

@@ -61,16 +61,14 @@ impl<'a> BillingRepo<'a> {
         Ok((page.into_iter().map(|v| v.value).collect(), next))
     }
 
-    /// Where the vendor's statements so far end: the latest `period_end` among its (newest 100)
-    /// statements.
-    pub async fn latest_period_end(&self) -> Result<Option<time::OffsetDateTime>, StoreError> {
+    /// The vendor's last statement: the latest `period_end` among its newest 100 (cycle ids of
+    /// different kinds do not sort together, so the newest by key is not enough).
+    pub async fn latest_statement(&self) -> Result<Option<StatementRecord>, StoreError> {
         let (page, _) = self.statements(100, None).await?;
-        Ok(page
-            .iter()
-            .filter_map(|s| {
-                time::OffsetDateTime::parse(&s.period_end, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .max())
+        let end = |s: &StatementRecord| {
+            time::OffsetDateTime::parse(&s.period_end, &time::format_description::well_known::Rfc3339).ok()
+        };
+        Ok(page.into_iter().filter(|s| end(s).is_some()).max_by_key(end))
     }
 
     /// The statement record and its platform index entry, for a transaction: created once

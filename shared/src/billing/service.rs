@@ -118,7 +118,11 @@ pub async fn close_cycle(
     // Cycles chain: one starts where the vendor's last statement ended, so a change of time
     // zone or of cycle kind (or a cycle the schedule missed) can neither count an entry twice
     // nor leave one out.
-    if let Some(previous_end) = billing.latest_period_end().await? {
+    let previous = billing.latest_statement().await?;
+    let previous_end = previous
+        .as_ref()
+        .and_then(|p| time::OffsetDateTime::parse(&p.period_end, &time::format_description::well_known::Rfc3339).ok());
+    if let Some(previous_end) = previous_end {
         if previous_end >= cycle.end {
             return Err(CloseError::Invalid(format!(
                 "cycle {} is covered already: the vendor's statements run to {}",
@@ -129,7 +133,15 @@ pub async fn close_cycle(
         cycle.start = previous_end;
     }
     let entries = charge_fees(app, scope, &cycle, &terms).await?;
-    let statement = Statement::build(&vendor, &cycle, &terms, entries).map_err(CloseError::Storage)?;
+    // A negative net (more refunded than sold) is owed by the vendor: set off against this
+    // cycle rather than forgotten. Nothing is paid out on a negative net, so it is still owed.
+    let carried_in: std::collections::BTreeMap<String, i64> = previous
+        .iter()
+        .flat_map(|p| p.currencies.iter())
+        .filter(|c| c.net_payable_minor < 0)
+        .map(|c| (c.currency.clone(), c.net_payable_minor))
+        .collect();
+    let statement = Statement::build(&vendor, &cycle, &terms, entries, &carried_in).map_err(CloseError::Storage)?;
 
     let bucket = app
         .config
