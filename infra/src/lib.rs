@@ -10,6 +10,7 @@ pub mod ops;
 pub mod poller;
 pub mod provision;
 pub mod runtime_api;
+pub mod samples;
 pub mod seed;
 pub mod stack;
 pub mod template;
@@ -30,6 +31,8 @@ pub enum InfraError {
     Emulator(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
     #[error("{0}")]
     Other(String),
 }

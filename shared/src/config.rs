@@ -101,9 +101,9 @@ impl Config {
                 .parse::<u64>()
                 .map_err(|e| ConfigError::Invalid { name: "BESTOW_SECRET_TTL_SECONDS", reason: e.to_string() })?,
         };
-        let queues = crate::jobs::registry::ALL
+        let queues = crate::jobs::registry::JOB_TYPES
             .iter()
-            .filter_map(|w| Some((w.job_type.to_owned(), lookup(&crate::jobs::registry::queue_env_var(w.job_type))?)))
+            .filter_map(|t| Some(((*t).to_owned(), lookup(&crate::jobs::registry::queue_env_var(t))?)))
             .collect();
         Ok(Self {
             queues,

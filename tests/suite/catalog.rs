@@ -599,11 +599,11 @@ async fn images_upload_through_presigned_urls_and_show_on_storefronts() {
     let (base, bucket) =
         (stack.app.config.asset_base_url.clone().unwrap(), stack.app.config.assets_bucket.clone().unwrap());
     assert_eq!(shown[0]["url"].as_str().unwrap(), format!("{base}/{key}"));
-    let object = stack.app.s3.get_object().bucket(&bucket).key(key).send().await.expect("the uploaded object");
+    let object = stack.app.s3().get_object().bucket(&bucket).key(key).send().await.expect("the uploaded object");
     assert_eq!(object.body.collect().await.unwrap().into_bytes().to_vec(), png);
 
     stack.call(Method::DELETE, &format!("{images}/{image_id}")).token(&owner).send().await.assert_status(204);
     let public = stack.call(Method::GET, &format!("/storefronts/pics-shop/products/{id}")).send().await;
     assert!(public.json["images"].as_array().unwrap().is_empty());
-    assert!(stack.app.s3.head_object().bucket(&bucket).key(key).send().await.is_err(), "the object is deleted too");
+    assert!(stack.app.s3().head_object().bucket(&bucket).key(key).send().await.is_err(), "the object is deleted too");
 }

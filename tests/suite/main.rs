@@ -12,6 +12,7 @@ mod jobs;
 mod ledger;
 mod orders;
 mod plans;
+mod round_trips;
 mod runtime;
 mod secrets;
 mod shopify;

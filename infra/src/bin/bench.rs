@@ -14,6 +14,16 @@
 //!                           120 variants) from the local Shopify fake at Shopify Plus's rate,
 //!                           then a second sync: GraphQL calls, DynamoDB calls, writes, time
 //!
+//!   bestow-bench cold [N] [function...]
+//!                           N (default 5) cold starts of every function's release bootstrap
+//!                           (or of those named) through a loopback Lambda Runtime API: init,
+//!                           first invocation, total, CPU time, peak RSS, binary and zip size;
+//!                           a table and target/bench/coldstart.json
+//!
+//!   bestow-bench warm [K]   CPU instructions (callgrind) per warm request of a catalogue read
+//!                           and of a checkout: a process answering 1 event against one
+//!                           answering 1 + K (default 10)
+//!
 //! Needs the emulator and the SMTP sink (`infra/bestow bench jobs` starts both).
 
 use std::time::Instant;
@@ -23,6 +33,7 @@ use bestow::store::counter::CallCounter;
 use bestow_infra::InfraError;
 use bestow_infra::devtoken::{DevKeys, DevUser};
 use bestow_infra::gateway::Gateway;
+use bestow_infra::runtime_api::{invoke_once, serve_events};
 use bestow_infra::seed::call;
 use bestow_infra::stack::{LocalStack, StackOptions};
 use http::Method;
@@ -587,6 +598,177 @@ async fn orders(n: usize) -> Result<(), InfraError> {
     Ok(())
 }
 
+/// Median, min and max of a figure over the runs with a right answer.
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    match values.as_slice() {
+        [] => (f64::NAN, f64::NAN, f64::NAN),
+        v => (v[v.len() / 2], v[0], v[v.len() - 1]),
+    }
+}
+
+/// The deployment zip of a bootstrap (deflated, as `cargo lambda build --output-format zip`
+/// and `sam build` make it), written beside it; its size.
+fn zip_size(bootstrap: &std::path::Path, zip: &std::path::Path) -> Result<u64, InfraError> {
+    let script = "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z:\n    z.write(sys.argv[1], 'bootstrap')";
+    let status = std::process::Command::new("python3").args(["-c", script]).arg(bootstrap).arg(zip).status()?;
+    if !status.success() {
+        return Err(InfraError::Other(format!("zipping {}", bootstrap.display())));
+    }
+    Ok(std::fs::metadata(zip)?.len())
+}
+
+/// Cold starts of every function's release `bootstrap` (or of `only`), N fresh processes
+/// each, through a loopback Runtime API, against the local stack with the samples' state.
+async fn cold(n: usize, only: &[String]) -> Result<(), InfraError> {
+    use bestow_infra::samples::{Answer, SampleStack, expected, functions};
+    let root = bestow_infra::template::workspace_root();
+    let bin_dir = std::env::var("BESTOW_BENCH_BIN_DIR").map(Into::into).unwrap_or_else(|_| root.join("target/release"));
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(out_dir.join("zips"))?;
+    let names = if only.is_empty() { functions()? } else { only.to_vec() };
+    let prefix = format!("bestow-cold-{}", &bestow::store::ids::new_id()[16..]);
+    let smtp_port: u16 = std::env::var("BESTOW_BENCH_SMTP_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| InfraError::Other("BESTOW_BENCH_SMTP_PORT is not set: run infra/bestow bench cold".into()))?;
+    let sample = SampleStack::start(&prefix, None, smtp_port).await?;
+    let env: std::collections::HashMap<String, String> = sample.stack.function_env().into_iter().collect();
+    let goals =
+        [("init ≤ 10 ms", 10.0), ("first response ≤ 20 ms", 20.0), ("peak RSS ≤ 16 MiB", 16.0), ("zip ≤ 5 MB", 5.0)];
+    let mut met = [0usize; 4];
+    let mut report = Vec::new();
+    println!(
+        "cold starts: {n} fresh processes per function, 128 MB setting, against the local stack (medians, [min–max])"
+    );
+    println!(
+        "{:<26} {:>17} {:>17} {:>17} {:>8} {:>13} {:>9} {:>7} {:>5}",
+        "function", "init ms", "first invoke ms", "total ms", "cpu ms", "peak RSS MiB", "binary MB", "zip MB", "ok"
+    );
+    for function in &names {
+        let bootstrap = bin_dir.join(function);
+        let binary_bytes = std::fs::metadata(&bootstrap)
+            .map_err(|e| {
+                InfraError::Other(format!("{}: {e} (build with `infra/bestow bench cold`)", bootstrap.display()))
+            })?
+            .len();
+        let zip_bytes = zip_size(&bootstrap, &out_dir.join("zips").join(format!("{function}.zip")))?;
+        let mut runs = Vec::new();
+        let mut wrong = Vec::new();
+        for run in 0..n {
+            let event = sample.event(function, run).await?;
+            let invocation = invoke_once(&bootstrap, &env, event, std::time::Duration::from_secs(30)).await?;
+            match Answer::from_runtime(function, invocation.outcome.clone()).check(function) {
+                Ok(()) => runs.push(invocation),
+                Err(why) => wrong.push(why),
+            }
+        }
+        let ms = |f: &dyn Fn(&bestow_infra::runtime_api::Invocation) -> std::time::Duration| {
+            spread(runs.iter().map(|r| f(r).as_secs_f64() * 1000.0).collect())
+        };
+        let init = ms(&|r| r.init);
+        let first = ms(&|r| r.first_invocation);
+        let total = ms(&|r| r.total);
+        let cpu = ms(&|r| r.cpu);
+        let rss = spread(runs.iter().map(|r| r.peak_rss_kib as f64 / 1024.0).collect());
+        let (binary_mb, zip_mb) = (binary_bytes as f64 / 1e6, zip_bytes as f64 / 1e6);
+        for (i, figure) in [init.0, total.0, rss.0, zip_mb].into_iter().enumerate() {
+            met[i] += usize::from(figure <= goals[i].1);
+        }
+        let cell = |(median, min, max): (f64, f64, f64)| format!("{median:.1} [{min:.1}–{max:.1}]");
+        println!(
+            "{function:<26} {:>17} {:>17} {:>17} {:>8.1} {:>13.1} {binary_mb:>9.2} {zip_mb:>7.2} {:>2}/{n}",
+            cell(init),
+            cell(first),
+            cell(total),
+            cpu.0,
+            rss.0,
+            runs.len()
+        );
+        for why in &wrong {
+            println!("    wrong answer, not counted: {why}");
+        }
+        let figure = |(median, min, max): (f64, f64, f64)| json!({"median": median, "min": min, "max": max});
+        report.push(json!({
+            "function": function,
+            "answer": format!("{:?}", expected(function).0),
+            "runs": n, "right_answers": runs.len(), "wrong_answers": wrong,
+            "init_ms": figure(init), "first_invocation_ms": figure(first), "total_ms": figure(total),
+            "cpu_ms": figure(cpu), "peak_rss_mib": figure(rss),
+            "bootstrap_bytes": binary_bytes, "zip_bytes": zip_bytes,
+        }));
+    }
+    println!("goals met (medians), of {} functions:", names.len());
+    for ((goal, _), count) in goals.iter().zip(met) {
+        println!("  {goal:<24} {count}");
+    }
+    let path = out_dir.join("coldstart.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json!({"runs_per_function": n, "functions": report}))?)?;
+    println!("JSON: {}", path.display());
+    Ok(())
+}
+
+/// The instructions callgrind counted for a whole process (its `summary:` line).
+fn callgrind_total(path: &std::path::Path) -> Result<u64, InfraError> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+        .and_then(|n| n.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| InfraError::Other(format!("{}: no summary line", path.display())))
+}
+
+/// CPU instructions per warm request of a catalogue read and of a checkout, counted by
+/// callgrind on the release bootstraps: one process answers 1 event, another 1 + K; the
+/// difference over K is one warm request. The I/O is answered by the local stack and the
+/// fakes, whose instructions are not the function's.
+async fn warm(k: usize) -> Result<(), InfraError> {
+    use bestow_infra::samples::{Answer, SampleStack};
+    let root = bestow_infra::template::workspace_root();
+    let bin_dir = std::env::var("BESTOW_BENCH_BIN_DIR").map(Into::into).unwrap_or_else(|_| root.join("target/release"));
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let smtp_port: u16 = std::env::var("BESTOW_BENCH_SMTP_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| InfraError::Other("BESTOW_BENCH_SMTP_PORT is not set: run infra/bestow bench warm".into()))?;
+    let prefix = format!("bestow-warm-{}", &bestow::store::ids::new_id()[16..]);
+    let sample = SampleStack::start(&prefix, None, smtp_port).await?;
+    let env = sample.stack.function_env();
+    println!("warm cost: instructions (callgrind) of a process answering 1 event and 1 + {k} events");
+    println!("{:<26} {:>16} {:>16} {:>20}", "function", "1 event", format!("{} events", k + 1), "per warm request");
+    let mut report = Vec::new();
+    for function in ["storefront-products-list", "orders-create"] {
+        let bootstrap = bin_dir.join(function);
+        let mut totals = Vec::new();
+        for count in [1, 1 + k] {
+            let mut events = Vec::with_capacity(count);
+            for _ in 0..count {
+                events.push(sample.event(function, 0).await?);
+            }
+            let out = out_dir.join(format!("callgrind-{function}-{count}.out"));
+            let mut command = tokio::process::Command::new("valgrind");
+            command
+                .arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(&bootstrap)
+                .envs(&env)
+                .stderr(std::process::Stdio::null());
+            let answers = serve_events(command, function, events, std::time::Duration::from_secs(600)).await?;
+            for answer in answers {
+                Answer::from_runtime(function, answer).check(function).map_err(InfraError::Other)?;
+            }
+            totals.push(callgrind_total(&out)?);
+        }
+        let per_request = totals[1].saturating_sub(totals[0]) / k as u64;
+        println!("{function:<26} {:>16} {:>16} {per_request:>20}", totals[0], totals[1]);
+        report.push(json!({"function": function, "one_event": totals[0], "events": k + 1, "all_events": totals[1], "per_warm_request": per_request}));
+    }
+    let path = out_dir.join("warm.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json!({"warm_requests": k, "functions": report}))?)?;
+    println!("JSON: {}", path.display());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -607,7 +789,27 @@ async fn main() -> std::process::ExitCode {
             Ok(n) if n > 0 && n <= 10_000 => orders(n).await,
             _ => Err(InfraError::Other(format!("not a count of 1 to 10,000: {n}"))),
         },
-        _ => Err(InfraError::Other("usage: bestow-bench jobs [N] | catalog | orders [N] | shopify [N]".into())),
+        ["warm"] => warm(10).await,
+        ["warm", n] => match n.parse() {
+            Ok(n) if n > 0 && n <= 100 => warm(n).await,
+            _ => Err(InfraError::Other(format!("not a count of 1 to 100: {n}"))),
+        },
+        ["cold", rest @ ..] => {
+            let (n, only) = match rest.first().map(|n| n.parse::<usize>()) {
+                Some(Ok(n)) => (n, &rest[1..]),
+                _ => (5, rest),
+            };
+            let only: Vec<String> = only.iter().map(|f| (*f).to_owned()).collect();
+            if n == 0 || n > bestow_infra::samples::MAX_RUNS {
+                Err(InfraError::Other(format!("N is 1 to {}", bestow_infra::samples::MAX_RUNS)))
+            } else {
+                cold(n, &only).await
+            }
+        }
+        _ => Err(InfraError::Other(
+            "usage: bestow-bench jobs [N] | catalog | orders [N] | shopify [N] | cold [N] [function...] | warm [K]"
+                .into(),
+        )),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -155,7 +155,7 @@ pub async fn close_cycle(
     // The content is a function of the ledger alone, so a retry rewrites the same bytes.
     for (key, content_type, body) in [(&json_key, "application/json", json), (&pdf_key, "application/pdf", pdf)] {
         let file = key.rsplit('/').next().unwrap_or(key);
-        app.s3
+        app.s3()
             .put_object()
             .bucket(&bucket)
             .key(key)
@@ -397,7 +397,7 @@ async fn presign(app: &App, bucket: &str, key: &str) -> Result<String, ApiError>
         aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(DOWNLOAD_SECONDS))
             .map_err(ApiError::internal)?;
     let presigned =
-        app.s3.get_object().bucket(bucket).key(key).presigned(presigning).await.map_err(ApiError::internal)?;
+        app.s3().get_object().bucket(bucket).key(key).presigned(presigning).await.map_err(ApiError::internal)?;
     Ok(presigned.uri().to_owned())
 }
 

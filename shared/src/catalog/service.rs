@@ -738,7 +738,7 @@ pub async fn create_image(
     let expires = std::time::Duration::from_secs(UPLOAD_URL_SECONDS);
     let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires).map_err(ApiError::internal)?;
     let presigned = app
-        .s3
+        .s3()
         .put_object()
         .bucket(bucket)
         .key(&key)
@@ -781,7 +781,7 @@ pub async fn confirm_image(
     if image.status == ImageStatus::Ready {
         return Ok(current);
     }
-    let head = match app.s3.head_object().bucket(bucket).key(&image.key).send().await {
+    let head = match app.s3().head_object().bucket(bucket).key(&image.key).send().await {
         Ok(head) => head,
         // Without s3:ListBucket, S3 answers a missing key with 403 rather than 404.
         Err(err)
@@ -822,7 +822,7 @@ pub async fn delete_image(app: &App, scope: &TenantScope, product_id: &str, imag
     save_images(app, scope, &current, &product, "product.image_removed").await?;
     // After the record: an object without a record is garbage, a record without its object
     // would be a broken image.
-    if let Err(err) = app.s3.delete_object().bucket(bucket).key(&image.key).send().await {
+    if let Err(err) = app.s3().delete_object().bucket(bucket).key(&image.key).send().await {
         tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(err), key = %image.key, "image object not deleted");
     }
     refresh_listings(app, scope, &product).await;

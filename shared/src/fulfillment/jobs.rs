@@ -115,7 +115,7 @@ async fn deliver(app: &App, scope: &TenantScope, job: &GiftDelivery) -> Result<u
     let puts: Vec<_> = uploads
         .into_iter()
         .map(|(key, content_type, body)| {
-            app.s3.put_object().bucket(&bucket).key(key).content_type(content_type).body(body.into())
+            app.s3().put_object().bucket(&bucket).key(key).content_type(content_type).body(body.into())
         })
         .collect();
     stream::iter(puts)

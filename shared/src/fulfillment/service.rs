@@ -84,11 +84,11 @@ pub async fn open_gift(app: &App, typed: &str) -> Result<GiftView, ApiError> {
         let audit = recipient_audit(&scope, &unit, "unit.opened", version);
         // Two first views at once: one records the opening, the other shows the same gift.
         match save_unit(app, &scope, &opened, version, &audit).await {
-            Ok(()) | Err(ApiError::Conflict(_)) => return gift_view(app, &scope, &opened).await,
+            Ok(()) | Err(ApiError::Conflict(_)) => return gift_view(app, &scope, &opened, None).await,
             Err(other) => return Err(other),
         }
     }
-    gift_view(app, &scope, &unit).await
+    gift_view(app, &scope, &unit, None).await
 }
 
 async fn storefront_of(app: &App, scope: &TenantScope, id: &str) -> Result<Storefront, ApiError> {
@@ -109,7 +109,13 @@ async fn zone_countries(app: &App, scope: &TenantScope, method_id: &str) -> Resu
         .unwrap_or_default())
 }
 
-async fn gift_view(app: &App, scope: &TenantScope, unit: &FulfillmentUnit) -> Result<GiftView, ApiError> {
+/// `countries`: the unit's shipping zone when the caller has read it already.
+async fn gift_view(
+    app: &App,
+    scope: &TenantScope,
+    unit: &FulfillmentUnit,
+    countries: Option<Vec<String>>,
+) -> Result<GiftView, ApiError> {
     let storefront = storefront_of(app, scope, &unit.storefront_id).await?;
     let catalog = CatalogRepo::new(&app.table, scope);
     let listings = StorefrontRepo::new(&app.table, scope);
@@ -158,7 +164,10 @@ async fn gift_view(app: &App, scope: &TenantScope, unit: &FulfillmentUnit) -> Re
         changeable: unit.is_changeable(),
         lines,
         address: unit.address.clone(),
-        shipping_countries: zone_countries(app, scope, &unit.shipping_method_id).await?,
+        shipping_countries: match countries {
+            Some(countries) => countries,
+            None => zone_countries(app, scope, &unit.shipping_method_id).await?,
+        },
         thank_you_note: unit.thank_you_note.clone(),
         carrier: unit.carrier.clone(),
         tracking_number: unit.tracking_number.clone(),
@@ -203,12 +212,13 @@ pub async fn accept_gift(app: &App, typed: &str, req: AcceptGiftRequest) -> Resu
             }
         }
     }
+    let mut zone = None;
     match req.address.as_ref().or(unit.address.as_ref()) {
         None => errors.push(FieldError::new("/address", "tell us where to send the gift")),
         Some(address) => {
             let before = errors.len();
             address.check("/address", &mut errors);
-            let countries = zone_countries(app, &scope, &unit.shipping_method_id).await?;
+            let countries = zone.insert(zone_countries(app, &scope, &unit.shipping_method_id).await?);
             if errors.len() == before && !countries.contains(&address.country) {
                 errors.push(FieldError::new(
                     "/address/country",
@@ -233,7 +243,7 @@ pub async fn accept_gift(app: &App, typed: &str, req: AcceptGiftRequest) -> Resu
     crate::shopify::service::order_settled_units(app, &scope, &[(&accepted, version + 1)])
         .await
         .map_err(ApiError::internal)?;
-    gift_view(app, &scope, &accepted).await
+    gift_view(app, &scope, &accepted, zone).await
 }
 
 /// One stock movement of an acceptance.
@@ -368,7 +378,7 @@ pub async fn thank(app: &App, typed: &str, req: ThankYouRequest) -> Result<GiftV
     thanked.thank_you_note = Some(note.to_owned());
     thanked.updated_at = now_rfc3339();
     save_unit(app, &scope, &thanked, version, &recipient_audit(&scope, &unit, "unit.thanked", version)).await?;
-    gift_view(app, &scope, &thanked).await
+    gift_view(app, &scope, &thanked, None).await
 }
 
 // ---------------------------------------------------------------- the fulfillment queue
@@ -656,7 +666,7 @@ pub async fn run_manifest(
     let (pdf, pages) = super::model::render_manifest(&vendor_name, generated.get(..16).unwrap_or(&generated), &entries);
     let key = format!("{}manifests/{}.pdf", keys::vendor_object_prefix(scope), job.job_id);
     let bytes = pdf.len();
-    app.s3
+    app.s3()
         .put_object()
         .bucket(&bucket)
         .key(&key)
@@ -694,8 +704,14 @@ pub async fn get_manifest(app: &App, scope: &TenantScope, id: &str) -> Result<Ma
             let expires = std::time::Duration::from_secs(DOWNLOAD_SECONDS);
             let presigning =
                 aws_sdk_s3::presigning::PresigningConfig::expires_in(expires).map_err(ApiError::internal)?;
-            let presigned =
-                app.s3.get_object().bucket(bucket).key(key).presigned(presigning).await.map_err(ApiError::internal)?;
+            let presigned = app
+                .s3()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .presigned(presigning)
+                .await
+                .map_err(ApiError::internal)?;
             Some(presigned.uri().to_owned())
         }
         _ => None,

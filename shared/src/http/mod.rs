@@ -25,7 +25,7 @@ use crate::tenancy::guard;
 /// Runs one route as a Lambda function: init once per cold start, then serve invocations.
 pub async fn serve(route: &'static RouteDef) -> Result<(), LambdaError> {
     crate::telemetry::init();
-    let app = App::from_env().await?;
+    let app = App::from_env()?;
     lambda_http::run(service_fn(move |req: Request| {
         let app = app.clone();
         async move { Ok::<_, Infallible>(handle(&app, route, req).await) }
@@ -76,19 +76,28 @@ async fn run(app: &App, route: &'static RouteDef, req: Request, request_id: Stri
             let vendor = input.path("vendorId")?;
             let scope = guard::tenant_scope(&principal, vendor, roles)?;
             tracing::Span::current().record("vendor_id", scope.vendor_id().as_str());
-            if route.method != "GET" && !route.safe {
-                // Writes need a live vendor: a suspended vendor's staff keep read access only.
-                crate::vendors::service::ensure_writable(app, &scope, &principal).await?;
-            }
-            match (route.idempotent, idempotency::key_of(&input)?) {
-                (true, Some(key)) => {
-                    let owner = Owner::Tenant(&scope);
-                    let response = idempotency::once(app, owner, route, &principal.user_id, &key, &input, async {
-                        run(TenantCtx { app: app.clone(), scope: scope.clone(), input: input.clone() }).await
-                    });
-                    response.await
+            // Writes need a live vendor: a suspended vendor's staff keep read access only.
+            let writable = match route.method != "GET" && !route.safe {
+                true => Some(crate::vendors::service::ensure_writable(app, &scope, &principal).await?),
+                false => None,
+            };
+            // Boxed: the handler's future is large, and it is nested once more below.
+            let handled = Box::pin(async {
+                match (route.idempotent, idempotency::key_of(&input)?) {
+                    (true, Some(key)) => {
+                        let owner = Owner::Tenant(&scope);
+                        let response = idempotency::once(app, owner, route, &principal.user_id, &key, &input, async {
+                            run(TenantCtx { app: app.clone(), scope: scope.clone(), input: input.clone() }).await
+                        });
+                        response.await
+                    }
+                    _ => run(TenantCtx { app: app.clone(), scope: scope.clone(), input: input.clone() }).await,
                 }
-                _ => run(TenantCtx { app: app.clone(), scope, input }).await,
+            });
+            match writable {
+                // The handler reads the profile the guard read, not the table again.
+                Some(profile) => crate::vendors::repo::with_request_profile(profile, handled).await,
+                None => handled.await,
             }
         }
         Handler::Platform { run } => {

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
@@ -15,6 +15,7 @@ use aws_sdk_secretsmanager::types::Tag;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::app::SdkClients;
 use crate::error::ApiError;
 use crate::tenancy::TenantScope;
 
@@ -82,7 +83,9 @@ pub struct SecretRef {
 
 #[derive(Clone)]
 pub struct SecretStore {
-    client: Client,
+    clients: SdkClients,
+    /// Built on first use (most functions never read a secret).
+    client: Arc<OnceLock<Client>>,
     prefix: Arc<str>,
     ttl: Duration,
     cache: Arc<Mutex<HashMap<(String, String), Cached>>>,
@@ -93,8 +96,12 @@ fn sdk_error(err: impl std::error::Error + 'static) -> SecretError {
 }
 
 impl SecretStore {
-    pub fn new(client: Client, prefix: String, ttl: Duration) -> Self {
-        Self { client, prefix: prefix.into(), ttl, cache: Arc::default() }
+    pub fn new(clients: SdkClients, prefix: String, ttl: Duration) -> Self {
+        Self { clients, client: Arc::default(), prefix: prefix.into(), ttl, cache: Arc::default() }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.get_or_init(|| self.clients.secrets())
     }
 
     /// The secret name for a vendor's integration; built only from a tenant scope.
@@ -120,7 +127,7 @@ impl SecretStore {
             Some(json) => json,
             None => {
                 let out = self
-                    .client
+                    .client()
                     .get_secret_value()
                     .secret_id(&name)
                     .set_version_id(version_id.map(str::to_owned))
@@ -151,7 +158,7 @@ impl SecretStore {
     /// disconnected integration's token must stop existing). Absent already is fine.
     pub async fn delete<S: VendorSecret>(&self, scope: &TenantScope) -> Result<(), SecretError> {
         let name = self.name_for::<S>(scope);
-        let deleted = self.client.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await;
+        let deleted = self.client().delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await;
         {
             let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             cache.retain(|(cached, _), _| *cached != name);
@@ -180,7 +187,7 @@ impl SecretStore {
     /// cache): for the one reader that must see a version written since (the Xero refresh).
     pub async fn platform_latest<S: PlatformSecret>(&self) -> Result<(S, SecretRef), SecretError> {
         let name = self.platform_name::<S>();
-        let out = self.client.get_secret_value().secret_id(&name).send().await.map_err(sdk_error)?;
+        let out = self.client().get_secret_value().secret_id(&name).send().await.map_err(sdk_error)?;
         let (Some(json), Some(version_id)) = (out.secret_string, out.version_id) else {
             return Err(SecretError::Malformed { name });
         };
@@ -218,7 +225,7 @@ impl SecretStore {
 
     /// `None` when the secret does not exist yet.
     async fn put_version(&self, name: &str, json: &str) -> Result<Option<String>, SecretError> {
-        match self.client.put_secret_value().secret_id(name).secret_string(json).send().await {
+        match self.client().put_secret_value().secret_id(name).secret_string(json).send().await {
             Ok(out) => out.version_id.map(Some).ok_or_else(|| SecretError::Sdk(format!("{name}: no version id"))),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
             Err(err) => Err(sdk_error(err)),
@@ -234,7 +241,7 @@ impl SecretStore {
         vendor: Option<Tag>,
     ) -> Result<Option<String>, SecretError> {
         let created = self
-            .client
+            .client()
             .create_secret()
             .name(name)
             .secret_string(json)

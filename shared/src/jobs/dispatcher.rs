@@ -32,14 +32,16 @@ impl From<DispatchError> for ApiError {
 
 #[derive(Clone)]
 pub struct Dispatcher {
-    sqs: aws_sdk_sqs::Client,
+    clients: crate::app::SdkClients,
+    /// Built on first use (most functions never queue a job).
+    sqs: Arc<std::sync::OnceLock<aws_sdk_sqs::Client>>,
     /// Job type → queue URL.
     queues: Arc<BTreeMap<String, String>>,
 }
 
 impl Dispatcher {
-    pub fn new(sqs: aws_sdk_sqs::Client, queues: BTreeMap<String, String>) -> Self {
-        Self { sqs, queues: Arc::new(queues) }
+    pub fn new(clients: crate::app::SdkClients, queues: BTreeMap<String, String>) -> Self {
+        Self { clients, sqs: Arc::default(), queues: Arc::new(queues) }
     }
 
     fn queue<J: Job>(&self) -> Result<&str, DispatchError> {
@@ -79,6 +81,7 @@ impl Dispatcher {
             }
             let sent = self
                 .sqs
+                .get_or_init(|| self.clients.sqs())
                 .send_message_batch()
                 .queue_url(queue)
                 .set_entries(Some(entries))

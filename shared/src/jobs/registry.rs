@@ -33,6 +33,28 @@ pub const ALL: &[&WorkerDef] = &[
     &crate::xero::jobs::XERO_INVOICE_SYNC,
 ];
 
+/// Every job type's name, in `ALL`'s order (a test holds them equal). The configuration reads
+/// one queue per name from this list rather than from `ALL`, whose `run` pointers would link
+/// every worker's code into every function.
+pub const JOB_TYPES: [&str; 16] = [
+    crate::notifications::jobs::EMAIL_DISPATCH.job_type,
+    crate::catalog::jobs::VARIANT_GENERATION.job_type,
+    crate::bulk::jobs::PRODUCT_IMPORT.job_type,
+    crate::bulk::jobs::VARIANT_BULK_UPDATE.job_type,
+    crate::orders::jobs::ORDER_SPLIT.job_type,
+    crate::fulfillment::jobs::GIFT_DELIVERY.job_type,
+    crate::fulfillment::jobs::PACKING_MANIFEST.job_type,
+    crate::fulfillment::jobs::GIFT_REMINDERS.job_type,
+    crate::orders::jobs::REFUND_REQUEST.job_type,
+    crate::shopify::jobs::SHOPIFY_SYNC.job_type,
+    crate::shopify::jobs::SHOPIFY_WEBHOOK.job_type,
+    crate::shopify::jobs::SHOPIFY_ORDER.job_type,
+    crate::billing::jobs::CYCLE_CLOSE.job_type,
+    crate::xero::jobs::XERO_INVOICE.job_type,
+    crate::xero::jobs::XERO_PAYMENT.job_type,
+    crate::xero::jobs::XERO_INVOICE_SYNC.job_type,
+];
+
 /// The environment variable holding a job type's queue URL.
 pub fn queue_env_var(job_type: &str) -> String {
     format!("BESTOW_QUEUE_{}", job_type.to_uppercase())
@@ -40,4 +62,13 @@ pub fn queue_env_var(job_type: &str) -> String {
 
 pub fn by_function(function: &str) -> Option<&'static WorkerDef> {
     ALL.iter().copied().find(|w| w.function == function)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn job_types_name_every_worker_in_order() {
+        let from_workers: Vec<&str> = super::ALL.iter().map(|w| w.job_type).collect();
+        assert_eq!(from_workers, super::JOB_TYPES);
+    }
 }

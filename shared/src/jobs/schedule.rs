@@ -25,7 +25,7 @@ pub fn by_function(function: &str) -> Option<&'static ScheduleDef> {
 /// Runs a scheduled function as a Lambda function.
 pub async fn serve(schedule: &'static ScheduleDef) -> Result<(), crate::http::LambdaError> {
     crate::telemetry::init();
-    let app = App::from_env().await?;
+    let app = App::from_env()?;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
         let app = app.clone();
         async move {

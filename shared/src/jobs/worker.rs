@@ -32,7 +32,7 @@ pub enum Outcome {
 /// Runs a worker as a Lambda function: init once per cold start, then serve batches.
 pub async fn serve<H: JobHandler>(handler: H) -> Result<(), crate::http::LambdaError> {
     crate::telemetry::init();
-    let app = App::from_env().await?;
+    let app = App::from_env()?;
     let handler = Arc::new(handler);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (app, handler) = (app.clone(), Arc::clone(&handler));

@@ -114,7 +114,7 @@ async fn fetch_images(ctx: &JobCtx, images: &[InlineImage]) -> Result<Vec<Inline
         if !image.key.starts_with(&prefix) {
             return Err(JobError::Permanent(format!("inline image {} is not under the vendor's prefix", image.key)));
         }
-        let object = ctx.app.s3.get_object().bucket(bucket).key(&image.key).send().await.map_err(|e| {
+        let object = ctx.app.s3().get_object().bucket(bucket).key(&image.key).send().await.map_err(|e| {
             JobError::Retryable(format!("reading {}: {}", image.key, aws_sdk_s3::error::DisplayErrorContext(e)))
         })?;
         let bytes = object.body.collect().await.map_err(|e| JobError::Retryable(e.to_string()))?.into_bytes().to_vec();

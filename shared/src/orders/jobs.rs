@@ -117,6 +117,9 @@ pub async fn split_order(app: &App, scope: &TenantScope, order_id: &str) -> Resu
         .map(|chunk| write_chunk(&repo, &order.value, chunk, chunk_of(chunk), &amounts, &expires_at))
         .buffered(CHUNKS_IN_FLIGHT);
     let mut since_progress = 0;
+    // The order as last read or written: saving progress starts from it and reads the order
+    // again only when another writer changed it meanwhile.
+    let mut last_saved = Some(order.clone());
     while let Some(result) = writes.next().await {
         let (chunk, wrote) = result?;
         if wrote {
@@ -129,11 +132,11 @@ pub async fn split_order(app: &App, scope: &TenantScope, order_id: &str) -> Resu
         let done = (((chunk + 1) * RECIPIENTS_PER_CHUNK) as u32).min(total);
         if done < total && since_progress >= PROGRESS_EVERY_CHUNKS {
             since_progress = 0;
-            save_progress(app, scope, order_id, done, false).await?;
+            last_saved = save_progress(app, scope, order_id, done, false, last_saved.take()).await?;
         }
     }
     drop(writes);
-    save_progress(app, scope, order_id, total, true).await?;
+    save_progress(app, scope, order_id, total, true, last_saved).await?;
     Ok(outcome)
 }
 
@@ -229,21 +232,29 @@ async fn write_chunk(
 }
 
 /// Raises the order's progress to `done` units (never lowers it); with `finished`, marks it
-/// split. Retries when another writer (a second worker, a webhook) changed the order.
+/// split. Starts from `known` (the order as the caller last saw it) when given; retries from a
+/// fresh read when another writer (a second worker, a webhook) changed the order. Returns the
+/// order as written, or `None` when there was nothing to write.
 async fn save_progress(
     app: &App,
     scope: &TenantScope,
     order_id: &str,
     done: u32,
     finished: bool,
-) -> Result<(), JobError> {
+    mut known: Option<Versioned<Order>>,
+) -> Result<Option<Versioned<Order>>, JobError> {
     let repo = OrderRepo::new(&app.table, scope);
     for _ in 0..8 {
-        let Some(Versioned { value: mut order, version }) = repo.order(order_id).await? else {
-            return Err(JobError::Permanent(format!("order {order_id} disappeared")));
+        let current = match known.take() {
+            Some(order) => order,
+            None => repo
+                .order(order_id)
+                .await?
+                .ok_or_else(|| JobError::Permanent(format!("order {order_id} disappeared")))?,
         };
+        let Versioned { value: mut order, version } = current;
         if order.status == OrderStatus::Split || (!finished && order.split.units_created >= done) {
-            return Ok(());
+            return Ok(None);
         }
         let now = now_rfc3339();
         order.split.units_created = order.split.units_created.max(done);
@@ -264,7 +275,7 @@ async fn save_progress(
         }
         writes.push(repo.save_order(&order, version)?);
         match app.table.transact(writes).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Some(Versioned { value: order, version: version + 1 })),
             Err(StoreError::TransactionConditionFailed { .. }) => continue,
             Err(other) => return Err(other.into()),
         }

@@ -221,7 +221,17 @@ async fn connected_client(
     app: &App,
     scope: &TenantScope,
 ) -> Result<Option<(Versioned<ShopifyConnection>, ShopifyClient)>, JobError> {
-    let Some(connection) = ShopifyRepo::new(&app.table, scope).connection().await.map_err(store_error)? else {
+    let connection = ShopifyRepo::new(&app.table, scope).connection().await.map_err(store_error)?;
+    client_for(app, scope, connection).await
+}
+
+/// The client of a connection already read (`None`: not connected).
+async fn client_for(
+    app: &App,
+    scope: &TenantScope,
+    connection: Option<Versioned<ShopifyConnection>>,
+) -> Result<Option<(Versioned<ShopifyConnection>, ShopifyClient)>, JobError> {
+    let Some(connection) = connection else {
         return Ok(None);
     };
     let Some(secret) =
@@ -395,7 +405,7 @@ pub async fn run_webhook(app: &App, scope: &TenantScope, job: &ShopifyWebhook) -
     // A vendor that moved to another shop keeps the old shop's lookup until that shop's
     // redact: nothing the old shop sends may touch the vendor's current connection.
     let current = ShopifyRepo::new(&app.table, scope).connection().await.map_err(store_error)?;
-    if let Some(connection) = current
+    if let Some(connection) = &current
         && connection.value.shop.as_str() != job.shop
     {
         return Ok(json!({ "outcome": format!("ignored: {} is no longer this vendor's shop", job.shop) }));
@@ -415,7 +425,7 @@ pub async fn run_webhook(app: &App, scope: &TenantScope, job: &ShopifyWebhook) -
         }
         _ => {}
     }
-    let Some((connection, client)) = connected_client(app, scope).await? else {
+    let Some((connection, client)) = client_for(app, scope, current).await? else {
         return Ok(json!({ "outcome": "ignored: the shop is not connected" }));
     };
     let currency = vendor_currency(app, scope).await?;
@@ -637,7 +647,7 @@ async fn data_request(
         .ok_or_else(|| JobError::Permanent("BESTOW_DOCUMENTS_BUCKET is not set".into()))?;
     let key = keys::shopify_data_request_object(scope, &model::gid_number(request_id).replace(['/', '.'], "-"));
     let body = serde_json::to_vec_pretty(&export).map_err(|e| JobError::Permanent(e.to_string()))?;
-    app.s3
+    app.s3()
         .put_object()
         .bucket(&bucket)
         .key(&key)

@@ -36,6 +36,17 @@ impl ConfigItem for StorageSettings {
 const PROFILE_ENTITY: &str = "vendor";
 const DIRECTORY_ENTITY: &str = "vendor_directory_entry";
 
+tokio::task_local! {
+    /// The profile the request's write guard read, so the handler does not read it again.
+    /// Cleared when the profile is written.
+    static REQUEST_PROFILE: std::cell::RefCell<Option<Versioned<Vendor>>>;
+}
+
+/// Runs one request's handler with the vendor profile its guard already read.
+pub async fn with_request_profile<F: std::future::Future>(profile: Versioned<Vendor>, handler: F) -> F::Output {
+    REQUEST_PROFILE.scope(std::cell::RefCell::new(Some(profile)), handler).await
+}
+
 pub struct VendorRepo<'a> {
     table: &'a Table,
     scope: &'a TenantScope,
@@ -47,6 +58,11 @@ impl<'a> VendorRepo<'a> {
     }
 
     pub async fn profile(&self) -> Result<Option<Versioned<Vendor>>, StoreError> {
+        let read = REQUEST_PROFILE
+            .try_with(|memo| memo.borrow().as_ref().filter(|p| p.value.id == self.scope.vendor_id().as_str()).cloned());
+        if let Ok(Some(profile)) = read {
+            return Ok(Some(profile));
+        }
         let item = self.table.get(&keys::tenant_key(self.scope, sk::PROFILE)).await?;
         item.map(decode).transpose()
     }
@@ -54,6 +70,7 @@ impl<'a> VendorRepo<'a> {
     /// Writes the profile and its directory entry together. `expected` is the version read
     /// (`None` to create). Returns the new version.
     pub async fn save_profile(&self, vendor: &Vendor, expected: Option<u64>) -> Result<u64, StoreError> {
+        let _ = REQUEST_PROFILE.try_with(|memo| memo.borrow_mut().take());
         let version = expected.map_or(1, |v| v + 1);
         let condition = expected.map_or(Condition::NotExists, Condition::VersionIs);
         let vendor_id = Some(self.scope.vendor_id());

@@ -31,12 +31,17 @@ fn write_conflict(err: StoreError, what: &str, expected: Option<u64>) -> ApiErro
 
 /// Before any write of a tenant route: the vendor exists, and its staff may write only
 /// while it is active (platform admins may still repair a suspended vendor).
-pub async fn ensure_writable(app: &App, scope: &TenantScope, principal: &Principal) -> Result<(), ApiError> {
+/// Returns the profile read, which the request's handler then reuses.
+pub async fn ensure_writable(
+    app: &App,
+    scope: &TenantScope,
+    principal: &Principal,
+) -> Result<Versioned<Vendor>, ApiError> {
     let profile = VendorRepo::new(&app.table, scope).profile().await?.ok_or_else(|| vendor_not_found(scope))?;
     if profile.value.status == VendorStatus::Suspended && principal.role != Role::PlatformAdmin {
         return Err(ApiError::Forbidden("the vendor is suspended: its configuration is read-only".to_owned()));
     }
-    Ok(())
+    Ok(profile)
 }
 
 // ---------------------------------------------------------------- platform: vendors

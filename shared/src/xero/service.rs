@@ -383,7 +383,7 @@ async fn read_document(app: &App, key: &str) -> Result<Vec<u8>, JobError> {
         .documents_bucket
         .clone()
         .ok_or_else(|| JobError::Permanent("BESTOW_DOCUMENTS_BUCKET is not set".into()))?;
-    let object = app.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
+    let object = app.s3().get_object().bucket(bucket).key(key).send().await.map_err(|e| {
         JobError::Retryable(format!("reading the statement: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
     })?;
     let bytes = object.body.collect().await.map_err(|e| JobError::Retryable(e.to_string()))?;
