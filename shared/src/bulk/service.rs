@@ -205,10 +205,13 @@ async fn import_group(
     // A SKU this product holds may only stay on the variant holding it: a row moving it to
     // another variant, or to a combination that does not exist yet, is refused now, before
     // its option values could add anything.
+    // The variants as read here serve the rows below too, unless the product update generates
+    // new ones.
+    let mut read_variants = None;
     if let Some(product) = &existing
         && rows.iter().any(|r| r.sku.as_ref().is_some_and(|s| claims.contains_key(s)))
     {
-        let variants = catalog.all_variants(&product.value.id).await.map_err(retryable)?;
+        let variants = read_variants.insert(catalog.all_variants(&product.value.id).await.map_err(retryable)?);
         rows.retain(|row| {
             let Some(claim) = row.sku.as_ref().and_then(|s| claims.get(s)) else { return true };
             let target = row_combination(&product.value.options, row).and_then(|c| {
@@ -234,6 +237,7 @@ async fn import_group(
         None => match create_imported(app, scope, job_id, actor, currency, &handle, &rows).await? {
             Ok(product) => {
                 stats.products_created += 1;
+                read_variants = None;
                 product
             }
             Err(why) => {
@@ -242,8 +246,11 @@ async fn import_group(
             }
         },
         Some(product) => match update_imported(app, scope, job_id, actor, product, &rows).await? {
-            Ok((product, changed)) => {
+            Ok(Updated { product, changed, generated }) => {
                 stats.products_updated += u64::from(changed);
+                if generated {
+                    read_variants = None;
+                }
                 product
             }
             Err(why) => {
@@ -254,7 +261,10 @@ async fn import_group(
     };
 
     // The variants: each row's changes on the variant of its option values.
-    let variants = catalog.all_variants(&product.value.id).await.map_err(retryable)?;
+    let variants = match read_variants {
+        Some(variants) => variants,
+        None => catalog.all_variants(&product.value.id).await.map_err(retryable)?,
+    };
     let by_combination: HashMap<&BTreeMap<String, String>, &Versioned<Variant>> = variants
         .iter()
         .filter(|v| v.value.status == VariantStatus::Active)
@@ -422,6 +432,14 @@ async fn create_imported(
 /// with a title, new option values added (and their variants generated). Returns the
 /// product and whether it changed. A lock this job holds (a previous try died half-way) is
 /// resumed.
+/// An imported product as updated: whether anything changed, and whether its variants were
+/// generated anew (so those read before are stale).
+struct Updated {
+    product: Versioned<Product>,
+    changed: bool,
+    generated: bool,
+}
+
 async fn update_imported(
     app: &App,
     scope: &TenantScope,
@@ -429,10 +447,10 @@ async fn update_imported(
     actor: Actor<'_>,
     mut product: Versioned<Product>,
     rows: &[ImportRow],
-) -> Result<Result<(Versioned<Product>, bool), String>, JobError> {
+) -> Result<Result<Updated, String>, JobError> {
     if product.value.generation.is_some() {
         return match generate_locked(app, scope, product, job_id, actor, None).await? {
-            Some(generated) => Ok(Ok((generated.product, true))),
+            Some(generated) => Ok(Ok(Updated { product: generated.product, changed: true, generated: true })),
             None => Ok(Err("the product's variant generation was interrupted; import again".into())),
         };
     }
@@ -464,7 +482,7 @@ async fn update_imported(
         });
     }
     if next == product.value {
-        return Ok(Ok((product, false)));
+        return Ok(Ok(Updated { product, changed: false, generated: false }));
     }
     let mut errors = Vec::new();
     check_product(&next, &mut errors);
@@ -492,11 +510,11 @@ async fn update_imported(
     product = Versioned { value: next, version: product.version + 1 };
     if grows {
         return match generate_locked(app, scope, product, job_id, actor, None).await? {
-            Some(generated) => Ok(Ok((generated.product, true))),
+            Some(generated) => Ok(Ok(Updated { product: generated.product, changed: true, generated: true })),
             None => Ok(Err("the product's variant generation was interrupted; import again".into())),
         };
     }
-    Ok(Ok((product, true)))
+    Ok(Ok(Updated { product, changed: true, generated: false }))
 }
 
 /// Writes variant changes in transactions of up to [`VARIANTS_PER_TRANSACTION`], each
