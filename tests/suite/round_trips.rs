@@ -8,248 +8,217 @@ use bestow::App;
 use bestow::store::counter::CallCounter;
 use bestow_infra::samples::{SampleStack, functions, invoke_in_process, short_counts};
 
-/// Every function's calls on its sample event, as `Operation [× n]` in name order; calls
-/// beyond the ideal; what the calls are. The ideal: a read is one call (an item read once,
-/// a page one Query), N items written are ⌈N/25⌉ batch writes or ⌈N/100⌉ transactions, a
-/// job's overhead is 2 calls (its claim and its completion), an idempotent request's 2 (the
-/// same), a write by a vendor's staff 1 (the guard reads the vendor's status, and the
-/// handler reuses that read), a secret is read once per cold start.
-const EXPECTED: &[(&str, &str, u64, &str)] = &[
-    ("audit-list", "Query", 0, "the page"),
+/// Every function's calls on its sample event, as `Operation [n]` in name order, and what the
+/// calls are: each row is the ideal for its function, so a call more (or a read saved) fails
+/// here. The ideal: a read is one call (an item read once, a page one Query), N items written
+/// are ⌈N/25⌉ batch writes or ⌈N/100⌉ transactions, a job's overhead is 2 calls (its claim
+/// and its completion), an idempotent request's 2 (the same), a write by a vendor's staff 1
+/// (the guard reads the vendor's status, and the handler reuses that read), a secret is read
+/// once per cold start. A read after a write that must see other writers' changes (a listing
+/// card rebuilt from the variants as stored) is a read of its own.
+const EXPECTED: &[(&str, &str, &str)] = &[
+    ("audit-list", "Query", "the page"),
     (
         "billing-webhook",
         "GetItem 2, GetSecretValue, PutItem",
-        0,
         "platform secret; event receipt; customer → vendor; receipt written",
     ),
     (
         "bulk-updates-create",
         "GetItem, PutItem, SendMessageBatch, TransactWriteItems, UpdateItem",
-        0,
         "guard; idempotency 2; job + input + audit in one transaction; queued",
     ),
-    ("cycle-close", "GetItem, PutItem, UpdateItem", 0, "job 2; the statement exists already (closed by the fixture)"),
-    (
-        "email-dispatch",
-        "GetItem, GetSecretValue, PutItem, UpdateItem",
-        0,
-        "job 2; SMTP settings; SMTP secret; then SMTP",
-    ),
+    ("cycle-close", "GetItem, PutItem, UpdateItem", "job 2; the statement exists already (closed by the fixture)"),
+    ("email-dispatch", "GetItem, GetSecretValue, PutItem, UpdateItem", "job 2; SMTP settings; SMTP secret; then SMTP"),
     (
         "gift-delivery",
         "BatchGetItem, GetItem 2, PutItem, S3 PUT 4, SendMessageBatch, TransactWriteItems, UpdateItem",
-        0,
         "job 2; the 2 units in one batch read; storefront; vendor; QR PNG + SVG per unit; mail queued; units marked sent in one transaction",
     ),
     (
         "gift-reminders",
         "GetItem, PutItem, Query 2, UpdateItem",
-        0,
         "job 2; units awaiting an address, units ready (2 index pages); vendor",
     ),
-    ("gift-sweep", "Query, SendMessageBatch", 0, "vendors page; one job per vendor, 10 per batch"),
+    ("gift-sweep", "Query, SendMessageBatch", "vendors page; one job per vendor, 10 per batch"),
     (
         "gifts-accept",
-        "GetItem 6, Query, TransactWriteItems",
-        1,
-        "code; unit; shipping zone; variant (stock); unit + stock + audit in one transaction; storefront, product with variants, listing for the answer. Excess: the variant is read alone and again with its product",
+        "GetItem 5, Query, TransactWriteItems",
+        "code; unit; product with variants (choice, stock and the page after); shipping zone; unit + stock + audit in one transaction; storefront, listing for the answer",
     ),
-    ("gifts-get", "GetItem 5, Query", 0, "code; unit; storefront; product with variants; listing; shipping zone"),
+    ("gifts-get", "GetItem 5, Query", "code; unit; storefront; product with variants; listing; shipping zone"),
     (
         "gifts-thank-you",
         "GetItem 5, Query, TransactWriteItems",
-        0,
         "code; unit; note + audit in one transaction; the answer's storefront, product with variants, listing, zone",
     ),
-    ("images-confirm", "GetItem 2, S3 HEAD", 0, "guard; product; the upload's object (409: nothing was uploaded)"),
+    ("images-confirm", "GetItem 2, S3 HEAD", "guard; product; the upload's object (409: nothing was uploaded)"),
     (
         "images-create",
         "GetItem 2, TransactWriteItems",
-        0,
         "guard; product; image record + audit (the upload URL is presigned, no call)",
     ),
     (
         "images-delete",
-        "GetItem 3, Query, S3 DELETE, TransactWriteItems",
-        1,
-        "guard; product; transaction; the object; listing card refreshed from product with variants and listing. Excess: the product is read again for the card",
+        "GetItem 2, S3 DELETE, TransactWriteItems",
+        "guard; product; product + audit; the object (no card shows an image)",
     ),
     (
         "imports-create",
         "GetItem, PutItem, SendMessageBatch, TransactWriteItems, UpdateItem",
-        0,
         "guard; idempotency 2; job + input + audit; queued",
     ),
-    ("jobs-get", "GetItem", 0, "the job"),
+    ("jobs-get", "GetItem", "the job"),
     (
         "listings-delete",
         "GetItem 3, TransactWriteItems",
-        0,
         "guard; listing; product (its listing count); listing + product + audit",
     ),
-    ("listings-list", "GetItem, Query", 0, "storefront (404); the page"),
+    ("listings-list", "GetItem, Query", "storefront (404); the page"),
     (
         "listings-put",
         "GetItem 3, Query, TransactWriteItems",
-        0,
         "guard; storefront; product with variants (the card); listing; listing + product + audit",
     ),
-    ("manifests-create", "GetItem, SendMessageBatch, TransactWriteItems", 0, "guard; job + audit; queued"),
-    ("manifests-get", "GetItem", 0, "the job (the PDF link is presigned, no call)"),
+    ("manifests-create", "GetItem, SendMessageBatch, TransactWriteItems", "guard; job + audit; queued"),
+    ("manifests-get", "GetItem", "the job (the PDF link is presigned, no call)"),
     (
         "order-split",
         "GetItem, PutItem, Query, SendMessageBatch, TransactWriteItems 2, UpdateItem",
-        0,
         "job 2; order; recipients; units + code claims (4 items, 1 transaction); order split + audit (from the order read); delivery queued",
     ),
-    ("order-units-list", "GetItem, Query", 0, "order (404); the page"),
+    ("order-units-list", "GetItem, Query", "order (404); the page"),
     (
         "orders-create",
         "BatchWriteItem, GetItem 6, GetSecretValue, PutItem, Query, TransactWriteItems, UpdateItem",
-        0,
         "guard; idempotency 2; storefront; listing; product with variants; plan; shipping; Stripe settings; Stripe secret; recipients (1 batch); order + intent + audit",
     ),
-    ("orders-get", "GetItem", 0, "the order"),
-    ("orders-list", "Query", 0, "the page"),
+    ("orders-get", "GetItem", "the order"),
+    ("orders-list", "Query", "the page"),
     (
         "packing-manifest",
         "GetItem 3, PutItem, Query 2, S3 PUT, UpdateItem 3",
-        0,
         "job 2; input; ready units; job running; product; vendor; the PDF; job state read and written done",
     ),
-    ("payout-cycles", "Query, SendMessageBatch", 0, "vendors page; one job per vendor"),
-    ("payout-terms-get", "GetItem", 0, "the terms"),
-    ("payout-terms-put", "GetItem 2, PutItem", 0, "guard (the vendor); current terms; the terms"),
+    ("payout-cycles", "Query, SendMessageBatch", "vendors page; one job per vendor"),
+    ("payout-terms-get", "GetItem", "the terms"),
+    ("payout-terms-put", "GetItem 2, PutItem", "guard (the vendor); current terms; the terms"),
     (
         "payouts-create",
         "GetItem 2, TransactWriteItems",
-        0,
         "guard; statement; statement + index + ledger entry + its claim",
     ),
     (
         "plan-checkout",
         "GetItem 2, GetSecretValue, PutItem 2",
-        0,
         "guard; plan state; platform Stripe secret; customer index; plan state",
     ),
-    ("plan-get", "GetItem 2, Query 2", 0, "plan state; usage; storefront and product counts"),
-    ("plans-list", "", 0, "static"),
+    ("plan-get", "GetItem 2, Query 2", "plan state; usage; storefront and product counts"),
+    ("plans-list", "", "static"),
     (
         "product-import",
         "BatchGetItem, GetItem 4, PutItem, Query, UpdateItem 3",
-        0,
         "job 2; input; job running; vendor; handle; product; SKUs (1 batch); variants (read once: the update generated none); job done",
     ),
     (
         "product-options-put",
-        "GetItem 3, PutItem, Query 2, TransactWriteItems",
-        1,
-        "guard; product; variants; product + variants + audit; card refresh: product with variants, listing, listing. Excess: the product is read again for the card",
+        "BatchGetItem, GetItem 2, PutItem, Query 2, TransactWriteItems",
+        "guard; product; variants; product + variants + audit; card rebuild: listings, the partition as stored after the write, the card. The partition is read after the write on purpose: a copy from before it would let two concurrent variant edits each save a card without the other's",
     ),
     (
         "products-create",
         "GetItem 2, PutItem, TransactWriteItems, UpdateItem",
-        0,
         "guard; idempotency 2; plan; product + handle + audit + variant",
     ),
-    ("products-get", "GetItem", 0, "the product"),
-    ("products-list", "Query", 0, "the page"),
+    ("products-get", "GetItem", "the product"),
+    ("products-list", "Query", "the page"),
     (
         "products-update",
-        "GetItem 3, Query, TransactWriteItems",
-        1,
-        "guard; product; product + audit; card refresh: product with variants, listing. Excess: the product is read again for the card",
+        "BatchGetItem, GetItem 2, TransactWriteItems",
+        "guard; product; product + audit; listings (the card's product part is patched from the product written, unchanged here)",
     ),
-    ("refund-request", "GetItem, PutItem, UpdateItem", 0, "job 2; the refund (settled by its request already)"),
+    ("refund-request", "GetItem, PutItem, UpdateItem", "job 2; the refund (settled by its request already)"),
     (
         "refunds-create",
-        "BatchGetItem 2, GetItem 6, GetSecretValue, PutItem, TransactWriteItems 2, UpdateItem",
-        3,
-        "guard; idempotency 2; order; units; refund + units + audit; Stripe settings + secret; settle: refund, units, order read again, units + order + ledger, refund. Excess: the settling step reads the refund, its units and the order again",
+        "BatchGetItem, GetItem 3, GetSecretValue, PutItem, TransactWriteItems 2, UpdateItem",
+        "guard; idempotency 2; order; units; refund + units + audit; Stripe settings + secret; settled from what was written: units + order + ledger + refund + audit",
     ),
-    ("shipping-get", "GetItem", 0, "the rules"),
-    ("shipping-put", "GetItem, PutItem", 0, "guard; the rules (conditional)"),
-    ("shipping-quote", "GetItem", 0, "the rules"),
-    ("shopify-callback", "GetSecretValue", 0, "app secret (the hmac is wrong: 401)"),
-    ("shopify-event", "GetItem, PutItem, UpdateItem", 0, "job 2; connection (not connected)"),
-    ("shopify-get", "GetItem", 0, "the connection"),
-    ("shopify-install", "GetItem, GetSecretValue, PutItem", 0, "guard; app secret; OAuth state"),
-    ("shopify-order", "GetItem 2, PutItem, UpdateItem", 0, "job 2; unit; connection (not connected)"),
-    ("shopify-sync", "GetItem 2, PutItem, UpdateItem", 0, "job 2; connection (not connected); job"),
-    ("shopify-sync-start", "GetItem 2", 0, "guard; connection (not connected: 409)"),
-    ("shopify-webhook", "GetItem, GetSecretValue", 0, "app secret; shop → vendor (unknown shop: acknowledged)"),
-    ("smtp-get", "GetItem", 0, "the settings"),
-    ("smtp-put", "GetItem 2, PutItem, PutSecretValue", 0, "guard; settings; secret version; settings"),
-    ("smtp-test", "GetItem 2, SendMessageBatch", 0, "guard; settings; mail queued"),
-    ("statements-all", "Query", 0, "the platform index page"),
-    ("statements-close", "GetItem 2", 0, "guard; statement (closed already: answered as is)"),
-    ("statements-get", "GetItem", 0, "the statement (links presigned, no call)"),
-    ("statements-list", "Query", 0, "the page"),
-    ("storage-get", "GetItem", 0, "the settings"),
-    ("storage-put", "GetItem, PutItem", 0, "guard; settings (conditional)"),
-    ("storefront-products-get", "GetItem 2, Query", 0, "slug → storefront; listing; product with variants"),
-    ("storefront-products-list", "GetItem, Query", 0, "slug → storefront; the listed page"),
+    ("shipping-get", "GetItem", "the rules"),
+    ("shipping-put", "GetItem, PutItem", "guard; the rules (conditional)"),
+    ("shipping-quote", "GetItem", "the rules"),
+    ("shopify-callback", "GetSecretValue", "app secret (the hmac is wrong: 401)"),
+    ("shopify-event", "GetItem, PutItem, UpdateItem", "job 2; connection (not connected)"),
+    ("shopify-get", "GetItem", "the connection"),
+    ("shopify-install", "GetItem, GetSecretValue, PutItem", "guard; app secret; OAuth state"),
+    ("shopify-order", "GetItem 2, PutItem, UpdateItem", "job 2; unit; connection (not connected)"),
+    ("shopify-sync", "GetItem 2, PutItem, UpdateItem", "job 2; connection (not connected); job"),
+    ("shopify-sync-start", "GetItem 2", "guard; connection (not connected: 409)"),
+    ("shopify-webhook", "GetItem, GetSecretValue", "app secret; shop → vendor (unknown shop: acknowledged)"),
+    ("smtp-get", "GetItem", "the settings"),
+    ("smtp-put", "GetItem 2, PutItem, PutSecretValue", "guard; settings; secret version; settings"),
+    ("smtp-test", "GetItem 2, SendMessageBatch", "guard; settings; mail queued"),
+    ("statements-all", "Query", "the platform index page"),
+    ("statements-close", "GetItem 2", "guard; statement (closed already: answered as is)"),
+    ("statements-get", "GetItem", "the statement (links presigned, no call)"),
+    ("statements-list", "Query", "the page"),
+    ("storage-get", "GetItem", "the settings"),
+    ("storage-put", "GetItem, PutItem", "guard; settings (conditional)"),
+    ("storefront-products-get", "GetItem 2, Query", "slug → storefront; listing; product with variants"),
+    ("storefront-products-list", "GetItem, Query", "slug → storefront; the listed page"),
     (
         "storefronts-create",
         "GetItem 2, PutItem, TransactWriteItems, UpdateItem",
-        0,
         "guard; idempotency 2; plan; storefront + slug + host + audit",
     ),
-    ("storefronts-get", "GetItem", 0, "the storefront"),
-    ("storefronts-list", "Query", 0, "the page"),
-    ("storefronts-update", "GetItem 2, TransactWriteItems", 0, "guard; storefront; storefront + slug + host + audit"),
-    ("stripe-get", "GetItem", 0, "the settings"),
-    ("stripe-put", "GetItem 2, PutItem, PutSecretValue", 0, "guard; settings; secret version; settings"),
+    ("storefronts-get", "GetItem", "the storefront"),
+    ("storefronts-list", "Query", "the page"),
+    ("storefronts-update", "GetItem 2, TransactWriteItems", "guard; storefront; storefront + slug + host + audit"),
+    ("stripe-get", "GetItem", "the settings"),
+    ("stripe-put", "GetItem 2, PutItem, PutSecretValue", "guard; settings; secret version; settings"),
     (
         "stripe-webhook",
         "GetItem 3, GetSecretValue, TransactWriteItems",
-        0,
         "settings; webhook secret; intent → order; order; event receipt (paid already)",
     ),
     (
         "units-fulfil",
         "BatchGetItem, GetItem 2, SendMessageBatch, TransactWriteItems",
-        0,
         "guard; units (1 batch); units + audit; storefront and vendor for the mail; mail queued",
     ),
-    ("units-list", "Query", 0, "the page"),
+    ("units-list", "Query", "the page"),
     (
         "variant-bulk-update",
         "GetItem, PutItem, Query, UpdateItem 3",
-        0,
         "job 2; input; products (index page); job running, job done",
     ),
     (
         "variant-generation",
         "BatchWriteItem 4, GetItem, PutItem, Query, TransactWriteItems, UpdateItem 4",
-        0,
         "job 2; product; job running; variants; 100 variants in ⌈100/25⌉ batches; progress; product + audit; job done",
     ),
-    ("variants-list", "GetItem, Query", 0, "product (options, 404); the page"),
+    ("variants-list", "GetItem, Query", "product (options, 404); the page"),
     (
         "variants-update",
-        "GetItem 4, PutItem, Query, TransactWriteItems",
-        1,
-        "guard; product; variant; variant + product + SKU claims + audit; card refresh: product with variants, listing, listing. Excess: the product is read again for the card",
+        "BatchGetItem, GetItem 3, PutItem, Query, TransactWriteItems",
+        "guard; product; variant; variant + product check + SKU claims + audit; card rebuild: listings, the partition as stored after the write (see product-options-put), the card",
     ),
-    ("vendors-create", "PutItem, TransactWriteItems, UpdateItem", 0, "idempotency 2; profile + directory"),
-    ("vendors-get", "GetItem", 0, "the profile"),
-    ("vendors-list", "Query", 0, "the page"),
-    ("vendors-reactivate", "GetItem, TransactWriteItems", 0, "profile; profile + directory + audit"),
-    ("vendors-suspend", "GetItem, TransactWriteItems", 0, "profile; profile + directory + audit"),
-    ("vendors-update", "GetItem, TransactWriteItems", 0, "guard's profile reused; profile + directory"),
-    ("xero-callback", "GetItem", 0, "OAuth state (unknown: 400)"),
-    ("xero-connect", "GetSecretValue, PutItem", 0, "app secret; OAuth state"),
-    ("xero-get", "GetItem", 0, "the connection"),
-    ("xero-invoice", "GetItem, PutItem, UpdateItem", 0, "job 2; statement (no fee in the cycle: nothing to invoice)"),
+    ("vendors-create", "PutItem, TransactWriteItems, UpdateItem", "idempotency 2; profile + directory"),
+    ("vendors-get", "GetItem", "the profile"),
+    ("vendors-list", "Query", "the page"),
+    ("vendors-reactivate", "GetItem, TransactWriteItems", "profile; profile + directory + audit"),
+    ("vendors-suspend", "GetItem, TransactWriteItems", "profile; profile + directory + audit"),
+    ("vendors-update", "GetItem, TransactWriteItems", "guard's profile reused; profile + directory"),
+    ("xero-callback", "GetItem", "OAuth state (unknown: 400)"),
+    ("xero-connect", "GetSecretValue, PutItem", "app secret; OAuth state"),
+    ("xero-get", "GetItem", "the connection"),
+    ("xero-invoice", "GetItem, PutItem, UpdateItem", "job 2; statement (no fee in the cycle: nothing to invoice)"),
     (
         "xero-invoice-sync",
         "GetItem, PutItem, UpdateItem",
-        0,
         "job 2; invoice → statement (an invoice of no statement: nothing to do)",
     ),
-    ("xero-payment", "GetItem, PutItem, UpdateItem", 0, "job 2; statement (no payout recorded: nothing to pay)"),
-    ("xero-webhook", "GetItem, GetSecretValue", 0, "app secret; connection"),
+    ("xero-payment", "GetItem, PutItem, UpdateItem", "job 2; statement (no payout recorded: nothing to pay)"),
+    ("xero-webhook", "GetItem, GetSecretValue", "app secret; connection"),
 ];
 
 /// `Operation [n]` in name order, the table's notation.
@@ -289,11 +258,11 @@ async fn every_function_makes_only_the_round_trips_it_needs() {
     let functions: Vec<&str> = measured.keys().map(String::as_str).collect();
     assert_eq!(listed, functions, "one row per function of the template, in name order");
     let mut differ = Vec::new();
-    println!("{:<26} {:>5} {:>6}  calls", "function", "calls", "excess");
-    for (function, expected, excess, _) in EXPECTED {
+    println!("{:<26} {:>5}  calls", "function", "calls");
+    for (function, expected, _) in EXPECTED {
         let counts = &measured[*function];
         let total: u64 = counts.values().sum();
-        println!("{function:<26} {total:>5} {excess:>6}  {}", notation(counts));
+        println!("{function:<26} {total:>5}  {}", notation(counts));
         if notation(counts) != *expected {
             differ.push(format!("{function}: {} instead of {expected}", notation(counts)));
         }
@@ -309,8 +278,6 @@ async fn every_function_makes_only_the_round_trips_it_needs() {
             assert_eq!(secrets, if run == 1 { 1 } else { 0 }, "{function}, invocation {run} of one instance");
         }
     }
-    let excess: u64 = EXPECTED.iter().map(|(_, _, e, _)| e).sum();
-    println!("calls beyond the ideal: {excess}, in {} functions", EXPECTED.iter().filter(|r| r.2 > 0).count());
     assert!(
         differ.is_empty(),
         "round trips changed (rerun with BESTOW_TRAIL=<function> to see each call):\n{}",

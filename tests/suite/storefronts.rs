@@ -156,6 +156,35 @@ async fn storefronts_show_listed_products_with_their_overrides() {
         .await
         .assert_status(200);
     assert_eq!(public_list(&stack, "berlin-gifts").await.json["items"][0]["in_stock"], true);
+    // A write of the product's own fields patches the card's product part and keeps what came
+    // from its variants (the variants are not read again).
+    let tee_path = format!("/vendors/shop-a/products/{tee_id}");
+    let current = stack.call(Method::GET, &tee_path).token(&owner).send().await;
+    stack
+        .call(Method::PATCH, &tee_path)
+        .token(&owner)
+        .header("if-match", &current.etag())
+        .json(&json!({"description": "Soft cotton", "tags": ["winter"]}))
+        .send()
+        .await
+        .assert_status(200);
+    let list = public_list(&stack, "berlin-gifts").await;
+    let card = &list.json["items"][0];
+    assert_eq!(
+        (&card["title"], &card["description"], &card["tags"], &card["in_stock"], &card["price_min_minor"]),
+        (&json!("Winter Tee"), &json!("Soft cotton"), &json!(["winter"]), &json!(true), &json!(1500)),
+        "{}",
+        list.text
+    );
+    // A late refresh from an older copy of the product never brings that copy back: the card
+    // is saved only while the product is the version copied, else rebuilt from the store.
+    let scope = bestow::tenancy::guard::job_scope("shop-a", "test").unwrap();
+    let stored = bestow::catalog::repo::CatalogRepo::new(&stack.app.table, &scope).product(tee_id).await.unwrap();
+    let mut older = stored.expect("the tee");
+    older.value.description = "An older copy".into();
+    older.version -= 1;
+    bestow::storefronts::service::refresh_listings_of_product(&stack.app, &scope, &older).await;
+    assert_eq!(public_list(&stack, "berlin-gifts").await.json["items"][0]["description"], "Soft cotton");
     // Archiving the product takes it off the list.
     let mug_path = format!("/vendors/shop-a/products/{}", mug["id"].as_str().unwrap());
     let current = stack.call(Method::GET, &mug_path).token(&owner).send().await;

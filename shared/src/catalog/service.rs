@@ -16,7 +16,7 @@ use crate::error::{ApiError, FieldError};
 use crate::jobs::records::{JobRecord, JobRecords, JobStatus};
 use crate::jobs::{Job, JobError};
 use crate::store::{Cursor, StoreError, Versioned, ids};
-use crate::storefronts::service::refresh_listings;
+use crate::storefronts::service::{refresh_listings, refresh_listings_of_product};
 use crate::tenancy::TenantScope;
 use crate::vendors::repo::VendorRepo;
 use crate::vendors::service::now_rfc3339;
@@ -226,8 +226,10 @@ pub async fn update_product(
     if let Err(err) = repo.commit(items).await {
         return Err(product_write_failed(&repo, err, &product.handle, handle_changed.then_some(1)).await);
     }
-    refresh_listings(app, scope, &product).await;
-    Ok(Versioned { value: product, version: expected + 1 })
+    // Only the product's own fields changed: its cards are patched, its variants not read.
+    let written = Versioned { value: product, version: expected + 1 };
+    refresh_listings_of_product(app, scope, &written).await;
+    Ok(written)
 }
 
 /// Replaces the product's option set and brings its variants in line: in the request's
@@ -805,8 +807,8 @@ pub async fn confirm_image(
         found.status = ImageStatus::Ready;
     }
     product.updated_at = now_rfc3339();
+    // No listing card shows an image, so the cards stay as they are.
     let version = save_images(app, scope, &current, &product, "product.image_ready").await?;
-    refresh_listings(app, scope, &product).await;
     Ok(Versioned { value: product, version })
 }
 
@@ -825,6 +827,5 @@ pub async fn delete_image(app: &App, scope: &TenantScope, product_id: &str, imag
     if let Err(err) = app.s3().delete_object().bucket(bucket).key(&image.key).send().await {
         tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(err), key = %image.key, "image object not deleted");
     }
-    refresh_listings(app, scope, &product).await;
     Ok(())
 }

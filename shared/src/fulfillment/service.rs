@@ -8,7 +8,7 @@ use super::model::{FulfilAction, FulfillmentUnit, GiftState, RedemptionCode, Uni
 use crate::app::App;
 use crate::audit::model::AuditEntry;
 use crate::audit::repo::AuditLog;
-use crate::catalog::model::{InventoryPolicy, VariantStatus, variant_labels};
+use crate::catalog::model::{InventoryPolicy, Product, Variant, VariantStatus, variant_labels};
 use crate::catalog::repo::CatalogRepo;
 use crate::error::{ApiError, FieldError};
 use crate::notifications::jobs::EmailDispatch;
@@ -84,11 +84,11 @@ pub async fn open_gift(app: &App, typed: &str) -> Result<GiftView, ApiError> {
         let audit = recipient_audit(&scope, &unit, "unit.opened", version);
         // Two first views at once: one records the opening, the other shows the same gift.
         match save_unit(app, &scope, &opened, version, &audit).await {
-            Ok(()) | Err(ApiError::Conflict(_)) => return gift_view(app, &scope, &opened, None).await,
+            Ok(()) | Err(ApiError::Conflict(_)) => return gift_view(app, &scope, &opened, None, None).await,
             Err(other) => return Err(other),
         }
     }
-    gift_view(app, &scope, &unit, None).await
+    gift_view(app, &scope, &unit, None, None).await
 }
 
 async fn storefront_of(app: &App, scope: &TenantScope, id: &str) -> Result<Storefront, ApiError> {
@@ -109,19 +109,63 @@ async fn zone_countries(app: &App, scope: &TenantScope, method_id: &str) -> Resu
         .unwrap_or_default())
 }
 
-/// `countries`: the unit's shipping zone when the caller has read it already.
+/// The products of a unit's lines with their variants: one Query per product, read once per
+/// request for the choice's checks, its stock moves and the page shown after.
+struct LineProducts(Vec<(Versioned<Product>, Vec<Versioned<Variant>>)>);
+
+impl LineProducts {
+    async fn read(app: &App, scope: &TenantScope, unit: &FulfillmentUnit) -> Result<Self, ApiError> {
+        let catalog = CatalogRepo::new(&app.table, scope);
+        let mut products: Vec<(Versioned<Product>, Vec<Versioned<Variant>>)> = Vec::new();
+        for line in &unit.lines {
+            if products.iter().any(|(p, _)| p.value.id == line.product_id) {
+                continue;
+            }
+            let Some(found) = catalog.product_with_variants(&line.product_id).await? else {
+                return Err(ApiError::internal(format!("product {} of a unit is gone", line.product_id)));
+            };
+            products.push(found);
+        }
+        Ok(Self(products))
+    }
+
+    fn product(&self, product_id: &str) -> Option<&(Versioned<Product>, Vec<Versioned<Variant>>)> {
+        self.0.iter().find(|(p, _)| p.value.id == product_id)
+    }
+
+    fn variant(&self, product_id: &str, variant_id: &str) -> Option<&Variant> {
+        self.product(product_id)?.1.iter().map(|v| &v.value).find(|v| v.id == variant_id)
+    }
+
+    /// The stock as this request's own moves left it (the page after an acceptance).
+    fn apply(&mut self, moves: &[StockMove<'_>]) {
+        for m in moves {
+            let variants = self.0.iter_mut().filter(|(p, _)| p.value.id == m.product_id).flat_map(|(_, v)| v);
+            if let Some(variant) = variants.map(|v| &mut v.value).find(|v| v.id == m.variant_id) {
+                variant.stock_quantity += m.delta;
+            }
+        }
+    }
+}
+
+/// `countries`: the unit's shipping zone, and `products` its products, when the caller has
+/// read them already.
 async fn gift_view(
     app: &App,
     scope: &TenantScope,
     unit: &FulfillmentUnit,
     countries: Option<Vec<String>>,
+    products: Option<LineProducts>,
 ) -> Result<GiftView, ApiError> {
     let storefront = storefront_of(app, scope, &unit.storefront_id).await?;
-    let catalog = CatalogRepo::new(&app.table, scope);
+    let products = match products {
+        Some(products) => products,
+        None => LineProducts::read(app, scope, unit).await?,
+    };
     let listings = StorefrontRepo::new(&app.table, scope);
     let mut lines = Vec::with_capacity(unit.lines.len());
     for line in &unit.lines {
-        let Some((product, variants)) = catalog.product_with_variants(&line.product_id).await? else {
+        let Some((product, variants)) = products.product(&line.product_id) else {
             return Err(ApiError::internal(format!("product {} of a unit is gone", line.product_id)));
         };
         let listing = listings.listing(&unit.storefront_id, &line.product_id).await?;
@@ -182,6 +226,7 @@ pub async fn accept_gift(app: &App, typed: &str, req: AcceptGiftRequest) -> Resu
     }
     let mut errors = Vec::new();
     let mut accepted = unit.clone();
+    let mut products = LineProducts::read(app, &scope, &unit).await?;
     if let Some(chosen) = &req.variant_ids {
         if chosen.len() != unit.lines.len() {
             errors.push(FieldError::new(
@@ -189,7 +234,6 @@ pub async fn accept_gift(app: &App, typed: &str, req: AcceptGiftRequest) -> Resu
                 format!("choose one variant for each of the {} items", unit.lines.len()),
             ));
         }
-        let catalog = CatalogRepo::new(&app.table, &scope);
         for (i, (line, variant_id)) in accepted.lines.iter_mut().zip(chosen).enumerate() {
             let pointer = format!("/variant_ids/{i}");
             if !line.allowed_variant_ids.contains(variant_id) {
@@ -200,8 +244,7 @@ pub async fn accept_gift(app: &App, typed: &str, req: AcceptGiftRequest) -> Resu
                 continue;
             }
             // A swap needs the variant to be sellable now, for the whole quantity.
-            let variant = catalog.variant(&line.product_id, variant_id).await?.map(|v| v.value);
-            let sellable = variant.is_some_and(|v| {
+            let sellable = products.variant(&line.product_id, variant_id).is_some_and(|v| {
                 v.status == VariantStatus::Active
                     && (v.inventory_policy == InventoryPolicy::Continue || v.stock_quantity >= i64::from(line.quantity))
             });
@@ -237,13 +280,13 @@ pub async fn accept_gift(app: &App, typed: &str, req: AcceptGiftRequest) -> Resu
         "address in {}; {swapped} item(s) swapped",
         accepted.address.as_ref().map_or("", |a| &a.country)
     ));
-    accept_with_stock(app, &scope, &unit, &accepted, version, &audit).await?;
+    accept_with_stock(app, &scope, &unit, &accepted, version, &audit, &mut products).await?;
     // The shop fulfils units of mirrored Shopify items: its order is created by a job. If the
     // queue refuses, the error asks the recipient to confirm again, which queues it again.
     crate::shopify::service::order_settled_units(app, &scope, &[(&accepted, version + 1)])
         .await
         .map_err(ApiError::internal)?;
-    gift_view(app, &scope, &accepted, zone).await
+    gift_view(app, &scope, &accepted, zone, Some(products)).await
 }
 
 /// One stock movement of an acceptance.
@@ -283,6 +326,7 @@ fn merge_moves(moves: Vec<StockMove<'_>>) -> Vec<StockMove<'_>> {
 /// gives the old variant's back and takes the new one's; all in the unit's transaction, with
 /// each taking conditioned on the stock being there (Deny policy) and each product checked
 /// unlocked, so concurrent acceptances can never oversell and a failed save moves nothing.
+/// `products` (as read before) get the moves made.
 async fn accept_with_stock(
     app: &App,
     scope: &TenantScope,
@@ -290,6 +334,7 @@ async fn accept_with_stock(
     accepted: &FulfillmentUnit,
     version: u64,
     audit: &AuditEntry,
+    products: &mut LineProducts,
 ) -> Result<(), ApiError> {
     let catalog = CatalogRepo::new(&app.table, scope);
     let first = unit.gift != GiftState::Accepted;
@@ -299,7 +344,7 @@ async fn accept_with_stock(
             continue;
         }
         let quantity = i64::from(now_line.quantity);
-        let variant = catalog.variant(&now_line.product_id, &now_line.variant_id).await?.map(|v| v.value);
+        let variant = products.variant(&now_line.product_id, &now_line.variant_id);
         let deny = variant.as_ref().is_none_or(|v| v.inventory_policy == InventoryPolicy::Deny);
         moves.push(StockMove {
             product_id: &now_line.product_id,
@@ -328,14 +373,14 @@ async fn accept_with_stock(
     for m in &moves {
         writes.push(catalog.move_stock(m.product_id, m.variant_id, m.delta, m.required)?);
     }
-    let mut products: Vec<&str> = moves.iter().map(|m| m.product_id).collect();
-    products.sort_unstable();
-    products.dedup();
-    for product_id in &products {
+    let mut moved: Vec<&str> = moves.iter().map(|m| m.product_id).collect();
+    moved.sort_unstable();
+    moved.dedup();
+    for product_id in &moved {
         writes.push(catalog.check_unlocked(product_id)?);
     }
     match app.table.transact(writes).await {
-        Ok(()) => {}
+        Ok(()) => products.apply(&moves),
         Err(crate::store::StoreError::TransactionConditionFailed { failed }) => {
             let out_of_stock: Vec<FieldError> = failed
                 .iter()
@@ -355,11 +400,11 @@ async fn accept_with_stock(
     }
     // Listing cards show whether a product is in stock: a taking that may have emptied a
     // variant rebuilds them.
-    for product_id in products {
+    for product_id in moved {
         let emptied = moves
             .iter()
             .any(|m| m.product_id == product_id && m.delta < 0 && m.before.is_none_or(|b| b + m.delta <= 0));
-        if emptied && let Some(product) = catalog.product(product_id).await? {
+        if emptied && let Some((product, _)) = products.product(product_id) {
             crate::storefronts::service::refresh_listings(app, scope, &product.value).await;
         }
     }
@@ -378,7 +423,7 @@ pub async fn thank(app: &App, typed: &str, req: ThankYouRequest) -> Result<GiftV
     thanked.thank_you_note = Some(note.to_owned());
     thanked.updated_at = now_rfc3339();
     save_unit(app, &scope, &thanked, version, &recipient_audit(&scope, &unit, "unit.thanked", version)).await?;
-    gift_view(app, &scope, &thanked, None).await
+    gift_view(app, &scope, &thanked, None, None).await
 }
 
 // ---------------------------------------------------------------- the fulfillment queue

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::model::{Order, OrderStatus, RECIPIENTS_PER_CHUNK, Recipient, bundle_minor, unit_amounts};
 use super::repo::OrderRepo;
+use super::service::{KnownRefund, request_stripe_refund};
 use crate::app::App;
 use crate::audit::model::AuditEntry;
 use crate::audit::repo::AuditLog;
@@ -313,23 +314,26 @@ impl JobHandler for RefundRequestHandler {
         let refund = repo
             .refund(&job.order_id, &job.refund_id)
             .await?
-            .ok_or_else(|| JobError::Permanent(format!("refund {} not found", job.refund_id)))?
-            .value;
-        if refund.status != RefundStatus::Pending || refund.stripe_refund_id.is_some() {
+            .ok_or_else(|| JobError::Permanent(format!("refund {} not found", job.refund_id)))?;
+        if refund.value.status != RefundStatus::Pending || refund.value.stripe_refund_id.is_some() {
             // Settled, or Stripe has it and its webhook will settle it.
-            return Ok(json!({ "refund": refund.id, "status": refund.status }));
+            return Ok(json!({ "refund": refund.value.id, "status": refund.value.status }));
         }
         let order = repo
             .order(&job.order_id)
             .await?
-            .ok_or_else(|| JobError::Permanent(format!("order {} not found", job.order_id)))?
-            .value;
-        match super::service::request_stripe_refund(&ctx.app, &ctx.scope, &order, &refund).await {
-            Ok(()) | Err(StripeError::Rejected { .. } | StripeError::Unauthorized) => {}
-            Err(StripeError::Unavailable(why)) => return Err(JobError::Retryable(why)),
+            .ok_or_else(|| JobError::Permanent(format!("order {} not found", job.order_id)))?;
+        let asked = refund.value.clone();
+        let known = KnownRefund { refund: Some(refund), units: None, order: Some(order.clone()) };
+        match request_stripe_refund(&ctx.app, &ctx.scope, &order.value, &asked, known).await {
+            Ok(settled) => Ok(json!({ "refund": settled.id, "status": settled.status })),
+            // Refused: settled as failed (the refund and its units were released).
+            Err(StripeError::Rejected { .. } | StripeError::Unauthorized) => {
+                let settled = repo.refund(&job.order_id, &job.refund_id).await?.map(|r| r.value.status);
+                Ok(json!({ "refund": asked.id, "status": settled }))
+            }
+            Err(StripeError::Unavailable(why)) => Err(JobError::Retryable(why)),
         }
-        let settled = repo.refund(&job.order_id, &job.refund_id).await?.map(|r| r.value.status);
-        Ok(json!({ "refund": refund.id, "status": settled }))
     }
 }
 

@@ -599,11 +599,11 @@ pub async fn create_refund(
     req: super::dto::RefundRequest,
 ) -> Result<super::dto::RefundsResponse, ApiError> {
     use super::model::MAX_REFUND_UNITS;
-    let order = get_order(app, scope, order_id).await?.value;
-    if order.status != OrderStatus::Split {
+    let order = get_order(app, scope, order_id).await?;
+    if order.value.status != OrderStatus::Split {
         return Err(ApiError::Conflict(format!(
             "the order is {}: only an order split into units can be refunded",
-            order.status.as_str()
+            order.value.status.as_str()
         )));
     }
     if req.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
@@ -616,7 +616,7 @@ pub async fn create_refund(
                 errors.push(FieldError::new("/unit_numbers", format!("1 to {MAX_REFUND_UNITS} units per refund")));
             }
             for (i, n) in numbers.iter().enumerate() {
-                if *n == 0 || *n > order.recipient_count || numbers[..i].contains(n) {
+                if *n == 0 || *n > order.value.recipient_count || numbers[..i].contains(n) {
                     errors.push(FieldError::new(format!("/unit_numbers/{i}"), "no such unit, or listed twice"));
                 }
             }
@@ -639,7 +639,7 @@ pub async fn create_refund(
     let mut refunds = Vec::new();
     let mut held = Ok(());
     for chunk in numbers.chunks(MAX_REFUND_UNITS) {
-        match hold_units(app, scope, &order, chunk, req.reason.as_deref()).await {
+        match hold_units(app, scope, &order.value, chunk, req.reason.as_deref()).await {
             Ok(refund) => refunds.push(refund),
             Err(err) => {
                 held = Err(err);
@@ -647,31 +647,28 @@ pub async fn create_refund(
             }
         }
     }
+    let pending: Vec<super::model::Refund> = refunds.iter().map(|r| r.refund.value.clone()).collect();
     if refunds.len() == 1 && held.is_ok() {
-        // One refund: Stripe's answer comes back on this request.
-        let refund = &refunds[0];
-        match request_stripe_refund(app, scope, &order, refund).await {
-            Ok(()) => {}
+        // One refund: Stripe's answer comes back on this request, settled from what this
+        // request wrote (no read again unless something changed meanwhile).
+        let Some(held) = refunds.pop() else { return Err(ApiError::internal("a held refund is gone")) };
+        let known = KnownRefund { refund: Some(held.refund), units: Some(held.units), order: Some(order.clone()) };
+        return match request_stripe_refund(app, scope, &order.value, &pending[0], known).await {
+            Ok(settled) => Ok(super::dto::RefundsResponse { refunds: vec![settled] }),
             Err(StripeError::Unavailable(why)) => {
                 // No answer is no verdict (Stripe may have refunded): the job asks again with
                 // the same idempotency key until Stripe answers.
-                tracing::warn!(error = %why, refund_id = %refund.id, "stripe did not answer a refund; queued");
-                enqueue_refund_requests(app, scope, &refunds).await?;
+                tracing::warn!(error = %why, refund_id = %pending[0].id, "stripe did not answer a refund; queued");
+                enqueue_refund_requests(app, scope, &pending).await?;
+                Ok(super::dto::RefundsResponse { refunds: pending })
             }
-            Err(err) => return Err(stripe_failure(err)),
-        }
-    } else {
-        // Held refunds are asked of Stripe by jobs, also when a later chunk could not be held.
-        enqueue_refund_requests(app, scope, &refunds).await?;
-        held?;
+            Err(err) => Err(stripe_failure(err)),
+        };
     }
-    let repo = OrderRepo::new(&app.table, scope);
-    let mut settled = Vec::with_capacity(refunds.len());
-    for refund in &refunds {
-        let current = repo.refund(order_id, &refund.id).await?.map(|r| r.value);
-        settled.push(current.ok_or_else(|| ApiError::internal("a refund just written is gone"))?);
-    }
-    Ok(super::dto::RefundsResponse { refunds: settled })
+    // Held refunds are asked of Stripe by jobs, also when a later chunk could not be held.
+    enqueue_refund_requests(app, scope, &pending).await?;
+    held?;
+    Ok(super::dto::RefundsResponse { refunds: pending })
 }
 
 /// The units of an order that can be refunded: not shipped, not refunded, not held.
@@ -712,13 +709,16 @@ async fn enqueue_refund_requests(
 }
 
 /// Asks Stripe for a pending refund (the idempotency key is the refund's, so asking again is
-/// safe) and settles it on the answer. `Unavailable` leaves it pending for the caller to retry.
+/// safe) and settles it on the answer, from `known` where the caller has read or written it.
+/// Answers the refund as it stands after; `Unavailable` leaves it pending for the caller to
+/// retry.
 pub async fn request_stripe_refund(
     app: &App,
     scope: &TenantScope,
     order: &Order,
     refund: &super::model::Refund,
-) -> Result<(), StripeError> {
+    known: KnownRefund,
+) -> Result<super::model::Refund, StripeError> {
     let metadata = BTreeMap::from([
         ("bestow_vendor".to_owned(), scope.vendor_id().to_string()),
         ("bestow_order".to_owned(), order.id.clone()),
@@ -738,26 +738,27 @@ pub async fn request_stripe_refund(
     let why;
     let state = match &asked {
         Ok(r) => StripeRefundState { status: &r.status, id: Some(&r.id), failure: None },
-        Err(StripeError::Unavailable(_)) => return asked.map(|_| ()),
+        Err(StripeError::Unavailable(why)) => return Err(StripeError::Unavailable(why.clone())),
         Err(err) => {
             why = err.to_string();
             StripeRefundState { status: "failed", id: None, failure: Some(&why) }
         }
     };
-    let settled = settle_refund(app, scope, &order.id, &refund.id, state, None).await;
-    settled.map_err(|e| StripeError::Unavailable(format!("settling: {e}")))?;
-    asked.map(|_| ())
+    let settled = settle_refund(app, scope, &order.id, &refund.id, state, None, known).await;
+    let (_, refund) = settled.map_err(|e| StripeError::Unavailable(format!("settling: {e}")))?;
+    asked.map(|_| refund)
 }
 
 /// Writes a pending refund and marks its units as held by it, in one transaction. Units change
 /// under background jobs (gift delivery marks them notified), so a conflict reads them again.
+/// Answers the refund and its units as written.
 async fn hold_units(
     app: &App,
     scope: &TenantScope,
     order: &Order,
     numbers: &[u32],
     reason: Option<&str>,
-) -> Result<super::model::Refund, ApiError> {
+) -> Result<HeldRefund, ApiError> {
     use super::model::{Refund, RefundStatus};
     use crate::fulfillment::model::UnitStatus;
     let repo = OrderRepo::new(&app.table, scope);
@@ -803,17 +804,24 @@ async fn hold_units(
             updated_at: now.clone(),
         };
         let mut writes = vec![repo.save_refund(&refund, None)?];
+        let mut held_units = Vec::with_capacity(units.len());
         for unit in units.values() {
             let mut held = unit.value.clone();
             held.refund_id = Some(refund.id.clone());
             held.updated_at = now.clone();
             writes.push(repo.save_unit(&held, unit.version)?);
+            held_units.push(crate::store::Versioned { value: held, version: unit.version + 1 });
         }
         let audit = AuditEntry::new(scope, "refund.requested", format!("orders/{}/refunds/{}", order.id, refund.id))
             .summary(format!("{} {} for units {numbers:?}", refund.amount_minor, refund.currency));
         writes.push(AuditLog::new(&app.table, scope).transact_put(&audit)?);
         match app.table.transact(writes).await {
-            Ok(()) => return Ok(refund),
+            Ok(()) => {
+                return Ok(HeldRefund {
+                    refund: crate::store::Versioned { value: refund, version: 1 },
+                    units: held_units,
+                });
+            }
             Err(crate::store::StoreError::TransactionConditionFailed { .. }) => continue,
             Err(other) => return Err(other.into()),
         }
@@ -834,6 +842,21 @@ async fn units_by_number(
     Ok(units)
 }
 
+/// A pending refund and its held units, as written.
+struct HeldRefund {
+    refund: crate::store::Versioned<super::model::Refund>,
+    units: Vec<crate::store::Versioned<crate::fulfillment::model::FulfillmentUnit>>,
+}
+
+/// A refund, its units and its order as the caller last read or wrote them. Settling starts
+/// from what is known and reads the rest; a write conflict reads everything again.
+#[derive(Default)]
+pub struct KnownRefund {
+    pub refund: Option<crate::store::Versioned<super::model::Refund>>,
+    pub units: Option<Vec<crate::store::Versioned<crate::fulfillment::model::FulfillmentUnit>>>,
+    pub order: Option<crate::store::Versioned<Order>>,
+}
+
 /// What settling a refund did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Settled {
@@ -848,7 +871,7 @@ pub enum Settled {
 /// Applies Stripe's status of a refund, once: `succeeded` cancels its units and counts it on
 /// the order; `failed`/`canceled` releases the units; anything else only records Stripe's id.
 /// `event` (a webhook's record) is written in the same transaction, so a redelivered event
-/// finds it and changes nothing.
+/// finds it and changes nothing. Answers the refund as it stands after.
 async fn settle_refund(
     app: &App,
     scope: &TenantScope,
@@ -856,20 +879,26 @@ async fn settle_refund(
     refund_id: &str,
     stripe: StripeRefundState<'_>,
     event: Option<&super::repo::StripeEventRecord>,
-) -> Result<Settled, ApiError> {
+    known: KnownRefund,
+) -> Result<(Settled, super::model::Refund), ApiError> {
     let StripeRefundState { status: stripe_status, id: stripe_refund_id, failure } = stripe;
     use super::model::{RefundStatus, refund_settlement};
     use crate::fulfillment::model::{GiftState, UnitStatus};
     let repo = OrderRepo::new(&app.table, scope);
+    let mut known = known;
     for _ in 0..5 {
-        let refund = repo
-            .refund(order_id, refund_id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("refund {refund_id} not found")))?;
+        let KnownRefund { refund, units, order } = std::mem::take(&mut known);
+        let refund = match refund {
+            Some(refund) => refund,
+            None => repo
+                .refund(order_id, refund_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("refund {refund_id} not found")))?,
+        };
         let verdict = refund_settlement(stripe_status);
         let unchanged_pending = verdict.is_none() && refund.value.stripe_refund_id.as_deref() == stripe_refund_id;
         if refund.value.status != RefundStatus::Pending || unchanged_pending {
-            return Ok(Settled::AlreadySettled);
+            return Ok((Settled::AlreadySettled, refund.value));
         }
         let now = now_rfc3339();
         let mut writes = Vec::new();
@@ -886,9 +915,19 @@ async fn settle_refund(
             next.failure = failure
                 .map(str::to_owned)
                 .or_else(|| (status == RefundStatus::Failed).then(|| stripe_status.to_owned()));
-            let keys: Vec<_> =
-                refund.value.unit_numbers.iter().map(|n| crate::store::keys::unit_key(scope, order_id, *n)).collect();
-            for unit in units_by_number(app, &keys).await?.into_values() {
+            let units = match units {
+                Some(units) => units,
+                None => {
+                    let keys: Vec<_> = refund
+                        .value
+                        .unit_numbers
+                        .iter()
+                        .map(|n| crate::store::keys::unit_key(scope, order_id, *n))
+                        .collect();
+                    units_by_number(app, &keys).await?.into_values().collect()
+                }
+            };
+            for unit in units {
                 let mut settled = unit.value.clone();
                 if settled.refund_id.as_deref() != Some(refund_id) {
                     continue;
@@ -902,8 +941,12 @@ async fn settle_refund(
                 writes.push(repo.save_unit(&settled, unit.version)?);
             }
             if status == RefundStatus::Succeeded {
-                let order =
-                    repo.order(order_id).await?.ok_or_else(|| ApiError::internal("a refund's order is gone"))?;
+                let order = match order {
+                    Some(order) => order,
+                    None => {
+                        repo.order(order_id).await?.ok_or_else(|| ApiError::internal("a refund's order is gone"))?
+                    }
+                };
                 let mut refunded = order.value.clone();
                 refunded.refunded_minor += refund.value.amount_minor;
                 refunded.updated_at = now.clone();
@@ -927,11 +970,11 @@ async fn settle_refund(
         }
         writes.push(repo.save_refund(&next, Some(refund.version))?);
         match app.table.transact(writes).await {
-            Ok(()) => return Ok(Settled::Applied),
+            Ok(()) => return Ok((Settled::Applied, next)),
             Err(crate::store::StoreError::TransactionConditionFailed { failed })
                 if event.is_some() && failed.contains(&0) =>
             {
-                return Ok(Settled::DuplicateEvent);
+                return Ok((Settled::DuplicateEvent, refund.value));
             }
             Err(crate::store::StoreError::TransactionConditionFailed { .. }) => continue,
             Err(other) => return Err(other.into()),
@@ -964,8 +1007,10 @@ async fn apply_refund_event(app: &App, scope: &TenantScope, event: &StripeEvent)
     let outcome = format!("refund {refund_id} is {status} at Stripe");
     let record = event_record(event, Some(&order_id), &outcome);
     let state = StripeRefundState { status: &status, id: stripe_id.as_deref(), failure: None };
-    let settled =
-        settle_refund(app, scope, &order_id, &refund_id, state, Some(&record)).await.or_else(|err| match err {
+    let settled = settle_refund(app, scope, &order_id, &refund_id, state, Some(&record), KnownRefund::default())
+        .await
+        .map(|(settled, _)| settled)
+        .or_else(|err| match err {
             ApiError::NotFound(_) => Ok(Settled::AlreadySettled),
             other => Err(other),
         })?;

@@ -162,17 +162,27 @@ pub fn is_visible(variant: &Variant, o: &ListingOverride) -> bool {
 pub fn build_card(product: &Product, variants: &[Versioned<Variant>], o: &ListingOverride) -> ListingCard {
     let visible: Vec<&Variant> = variants.iter().map(|v| &v.value).filter(|v| is_visible(v, o)).collect();
     let prices = visible.iter().map(|v| storefront_price(v, o));
-    ListingCard {
-        handle: product.handle.clone(),
-        title: o.title.clone().unwrap_or_else(|| product.title.clone()),
-        description: product.description.clone(),
-        product_status: Some(product.status),
-        currency: product.currency.clone(),
-        tags: product.tags.clone(),
+    let mut card = ListingCard {
         price_min_minor: prices.clone().min(),
         price_max_minor: prices.max(),
         in_stock: visible.iter().any(|v| v.in_stock()),
         visible_variants: visible.len() as u32,
+        ..ListingCard::default()
+    };
+    card.set_product_part(product, o);
+    card
+}
+
+impl ListingCard {
+    /// The part of the card that comes from the product's own fields (the rest comes from
+    /// its variants).
+    pub fn set_product_part(&mut self, product: &Product, o: &ListingOverride) {
+        self.handle = product.handle.clone();
+        self.title = o.title.clone().unwrap_or_else(|| product.title.clone());
+        self.description = product.description.clone();
+        self.product_status = Some(product.status);
+        self.currency = product.currency.clone();
+        self.tags = product.tags.clone();
     }
 }
 

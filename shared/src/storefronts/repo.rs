@@ -118,6 +118,17 @@ impl<'a> StorefrontRepo<'a> {
         self.table.get(&keys::listing_key(self.scope, storefront_id, product_id)).await?.map(decode).transpose()
     }
 
+    /// The listings of a product on `storefront_ids` (those that exist): one BatchGetItem.
+    pub async fn listings_of_product(
+        &self,
+        product_id: &str,
+        storefront_ids: &[String],
+    ) -> Result<Vec<Versioned<Listing>>, StoreError> {
+        let keys: Vec<keys::Key> =
+            storefront_ids.iter().map(|id| keys::listing_key(self.scope, id, product_id)).collect();
+        self.table.batch_get(&keys).await?.into_iter().map(decode).collect()
+    }
+
     /// A storefront's listings in product id order, for staff (listed or not).
     pub async fn listings(
         &self,
@@ -191,6 +202,27 @@ impl<'a> StorefrontRepo<'a> {
     /// A card refresh outside a transaction: replaces the version read.
     pub async fn replace_listing(&self, listing: &Listing, expected: u64) -> Result<(), StoreError> {
         self.table.put(self.listing_item(listing, expected + 1)?, Condition::VersionIs(expected)).await
+    }
+
+    /// A card refresh from a copy of the product: replaces the listing's version read while
+    /// the product is still `product_version` (item 0 the listing, 1 the product).
+    pub async fn replace_listing_of_product(
+        &self,
+        listing: &Listing,
+        expected: u64,
+        product_version: u64,
+    ) -> Result<(), StoreError> {
+        let product_is = Expression {
+            text: "#version = :version",
+            names: vec![("#version", attr::VERSION)],
+            values: vec![(":version", AttributeValue::N(product_version.to_string()))],
+        };
+        self.table
+            .transact(vec![
+                self.table.transact_put(self.listing_item(listing, expected + 1)?, Condition::VersionIs(expected))?,
+                self.table.transact_check(&keys::product_key(self.scope, &listing.product_id), &product_is)?,
+            ])
+            .await
     }
 
     pub fn delete_listing(&self, storefront_id: &str, product_id: &str) -> Result<TransactWriteItem, StoreError> {

@@ -301,44 +301,99 @@ pub async fn list_listings(
     })
 }
 
-/// Rebuilds the cards of a product's listings after a catalogue write. Best effort: the
-/// write has happened; a card that cannot be rebuilt now is logged and rebuilt by the next
-/// write (the public product page reads the product live, so only the list's card lags).
-/// Builds from the product and variants as stored now (one strongly consistent Query), not
-/// from the caller's copy, so a slow refresh never brings back an older state.
+/// Rebuilds the cards of a product's listings after a write that changed its variants (or
+/// whatever the caller cannot tell). Best effort: the write has happened; a card that cannot
+/// be rebuilt now is logged and rebuilt by the next write (the public product page reads the
+/// product live, so only the list's card lags).
 pub async fn refresh_listings(app: &App, scope: &TenantScope, written: &Product) {
     if written.storefronts.is_empty() {
         return;
     }
-    if let Err(err) = try_refresh_listings(app, scope, &written.id).await {
+    if let Err(err) = rebuild_cards(app, scope, &written.id, &written.storefronts).await {
         tracing::warn!(error = %err, product_id = %written.id, "listing cards not refreshed");
     }
 }
 
-async fn try_refresh_listings(app: &App, scope: &TenantScope, product_id: &str) -> Result<(), StoreError> {
-    let Some((product, variants)) = CatalogRepo::new(&app.table, scope).product_with_variants(product_id).await? else {
-        return Ok(());
-    };
-    let (product, variants) = (&product.value, &variants);
+/// After a write that changed only the product's own fields (title, status, tags, …): patches
+/// that part of each card from the product as written and keeps the variants' part, so the
+/// variants are not read. The card is saved only while the product is still the version
+/// written; when it has moved on (a later write), the cards are rebuilt from the store.
+pub async fn refresh_listings_of_product(app: &App, scope: &TenantScope, written: &Versioned<Product>) {
+    if written.value.storefronts.is_empty() {
+        return;
+    }
+    if let Err(err) = patch_cards(app, scope, written).await {
+        tracing::warn!(error = %err, product_id = %written.value.id, "listing cards not refreshed");
+    }
+}
+
+/// Each listing is read before the product's partition, and saved only if it is still the
+/// version read: a card saved by anyone else since was built from a snapshot older than this
+/// one, so the last card saved is never older than the catalogue it replaced. A listing that
+/// changed meanwhile is read again with a fresh snapshot.
+async fn rebuild_cards(
+    app: &App,
+    scope: &TenantScope,
+    product_id: &str,
+    storefront_ids: &[String],
+) -> Result<(), StoreError> {
     let repo = StorefrontRepo::new(&app.table, scope);
-    for storefront_id in &product.storefronts {
-        // Twice at most: a concurrent override change wins, and this one rebuilds on top.
-        for _ in 0..2 {
-            let Some(listing) = repo.listing(storefront_id, &product.id).await? else { break };
-            let mut refreshed = listing.value.clone();
-            refreshed.card = build_card(product, variants, &refreshed.overrides);
-            if refreshed.card == listing.value.card {
-                break;
+    let mut pending = storefront_ids.to_vec();
+    for _ in 0..3 {
+        let listings = repo.listings_of_product(product_id, &pending).await?;
+        let Some((product, variants)) = CatalogRepo::new(&app.table, scope).product_with_variants(product_id).await?
+        else {
+            return Ok(());
+        };
+        pending.clear();
+        for listing in listings {
+            let card = build_card(&product.value, &variants, &listing.value.overrides);
+            if card == listing.value.card {
+                continue;
             }
-            refreshed.updated_at = now_rfc3339();
+            let refreshed = Listing { card, updated_at: now_rfc3339(), ..listing.value };
             match repo.replace_listing(&refreshed, listing.version).await {
-                Ok(()) => break,
-                Err(StoreError::ConditionFailed) => continue,
+                Ok(()) => {}
+                Err(StoreError::ConditionFailed) => pending.push(refreshed.storefront_id),
                 Err(other) => return Err(other),
             }
         }
+        if pending.is_empty() {
+            return Ok(());
+        }
     }
-    Ok(())
+    Err(StoreError::Sdk(format!("listings of product {product_id} kept changing: {pending:?}")))
+}
+
+async fn patch_cards(app: &App, scope: &TenantScope, written: &Versioned<Product>) -> Result<(), StoreError> {
+    let repo = StorefrontRepo::new(&app.table, scope);
+    let product = &written.value;
+    let mut pending = product.storefronts.clone();
+    for _ in 0..3 {
+        let listings = repo.listings_of_product(&product.id, &pending).await?;
+        pending.clear();
+        for listing in listings {
+            let mut card = listing.value.card.clone();
+            card.set_product_part(product, &listing.value.overrides);
+            if card == listing.value.card {
+                continue;
+            }
+            let refreshed = Listing { card, updated_at: now_rfc3339(), ..listing.value };
+            match repo.replace_listing_of_product(&refreshed, listing.version, written.version).await {
+                Ok(()) => {}
+                // The product moved on: its later writer's copy may be the older one.
+                Err(StoreError::TransactionConditionFailed { failed }) if failed.contains(&1) => {
+                    return rebuild_cards(app, scope, &product.id, &product.storefronts).await;
+                }
+                Err(StoreError::TransactionConditionFailed { .. }) => pending.push(refreshed.storefront_id),
+                Err(other) => return Err(other),
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+    }
+    rebuild_cards(app, scope, &product.id, &pending).await
 }
 
 // ---------------------------------------------------------------- public catalogue
