@@ -1,6 +1,6 @@
 //! Every function's sample event from `events/`, made answerable on a seeded local stack: the
 //! demo tenant plus what the events name (an order that is paid and split, an image, jobs, a
-//! closed statement), the placeholder ids replaced by the real ones, fresh idempotency keys
+//! closed statement, a connected Shopify shop), the placeholder ids replaced by the real ones, fresh idempotency keys
 //! and job ids per run, current ETags and freshly signed webhooks. The cold-start benchmark
 //! hands these to the real binaries; the round-trip test runs them in process with every AWS
 //! call counted. Each function has one right answer on this state ([`expected`]).
@@ -16,6 +16,7 @@ use sha2::Sha256;
 use crate::InfraError;
 use crate::demo;
 use crate::devtoken::DevUser;
+use crate::fakes::shopify::ShopifyFake;
 use crate::fakes::stripe::StripeFake;
 use crate::gateway::Gateway;
 use crate::seed::call;
@@ -65,7 +66,6 @@ const NOT_HAPPY_PATH: &[(&str, Expect, &str)] = &[
         "its hmac is Shopify's, over a state made by an install a browser follows",
     ),
     ("xero-callback", Expect::Status(400), "its state is single-use and made by a connect a browser follows"),
-    ("shopify-sync-start", Expect::Status(409), "no Shopify shop is connected"),
 ];
 
 /// The right answer of `function`'s sample event on the prepared stack, and why when it is
@@ -137,6 +137,8 @@ pub struct Samples {
     storefront: String,
     /// The paid order whose units the runs refund and ship.
     order: String,
+    /// A product of the connected Shopify shop (its GID), which the runs change.
+    shop_product: String,
     substitutions: Vec<(String, String)>,
     signers: Signers,
     owner: String,
@@ -178,6 +180,7 @@ impl Samples {
         stack: &LocalStack,
         gateway: &Gateway,
         stripe: &StripeFake,
+        shopify: &ShopifyFake,
         signers: Signers,
         smtp_port: u16,
     ) -> Result<Samples, InfraError> {
@@ -196,6 +199,30 @@ impl Samples {
         let smtp = json!({"host": "127.0.0.1", "port": smtp_port, "username": "demo-gifts", "password": "local-demo-smtp-password",
             "from_email": "gifts@demo-gifts.example", "from_name": "Demo Gifts", "security": "none"});
         call(gateway, &owner, Method::PUT, &smtp_path, Some(smtp), Some(&etag)).await.and_then(step("smtp", 200))?;
+
+        // A Shopify shop of three products, connected through the install and its callback as
+        // the merchant would, its first full sync finished: the Shopify jobs have work to do.
+        shopify.add_shop(SAMPLE_SHOP, "EUR");
+        let shop_products = shopify.seed_catalogue(SAMPLE_SHOP, 3, 0, 0);
+        let shop_product = shop_products.first().cloned().unwrap_or_default();
+        let install = call(
+            gateway,
+            &owner,
+            Method::POST,
+            &format!("{vendor}/shopify/install"),
+            Some(json!({"shop": SAMPLE_SHOP})),
+            None,
+        )
+        .await
+        .and_then(step("shopify install", 200))?;
+        let authorize = url_query(&id_of(&install, "/authorize_url", "authorize url")?)?;
+        let param = |name: &str| authorize.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("");
+        let redirect = shopify.authorize_redirect(SAMPLE_SHOP, param("redirect_uri"), param("state"), param("scope"));
+        let back = reqwest::Url::parse(&redirect).map_err(|e| InfraError::Other(format!("samples: {e}")))?;
+        let callback = format!("/shopify/callback?{}", back.query().unwrap_or_default());
+        let connected =
+            call(gateway, "", Method::GET, &callback, None, None).await.and_then(step("shopify callback", 200))?;
+        let first_sync = id_of(&connected, "/sync_job_id", "shopify sync job")?;
 
         let storefronts = get(&format!("{vendor}/storefronts")).await?;
         let storefront = storefronts["items"]
@@ -316,7 +343,7 @@ impl Samples {
                 .await
                 .and_then(step("manifest", 202))?;
         let manifest = id_of(&manifest, "/id", "manifest")?;
-        for job in [&generation_job, &import_job, &bulk_job, &manifest] {
+        for job in [&generation_job, &import_job, &bulk_job, &manifest, &first_sync] {
             let path = format!("{vendor}/jobs/{job}");
             until("a fixture job", async || {
                 let status = get(&path).await?;
@@ -349,6 +376,7 @@ impl Samples {
             ("01jdemo0job000000000000001", import_job),
             ("01jdemo0job000000000000002", bulk_job),
             ("01jdemomanifest00000000001", manifest),
+            ("632910392", shop_product.rsplit('/').next().unwrap_or_default().to_owned()),
             ("\"cycle_id\":\"2026-11\"", format!("\"cycle_id\":\"{cycle}\"")),
             ("\\\"cycle_id\\\":\\\"2026-11\\\"", format!("\\\"cycle_id\\\":\\\"{cycle}\\\"")),
             ("/statements/2026-11", format!("/statements/{cycle}")),
@@ -368,6 +396,7 @@ impl Samples {
             variant: variant_for_runs,
             storefront: storefront_for_runs,
             order: order_id_for_runs,
+            shop_product,
             substitutions,
             signers,
             owner,
@@ -380,6 +409,7 @@ impl Samples {
         &self,
         gateway: &Gateway,
         stripe: &StripeFake,
+        shopify: &ShopifyFake,
         function: &str,
         run: usize,
     ) -> Result<Value, InfraError> {
@@ -410,7 +440,7 @@ impl Samples {
         }
         let mut event: Value = serde_json::from_str(&text)?;
         self.restore(gateway, function, &mut event).await?;
-        self.new_job(gateway, stripe, function, run, &mut event).await?;
+        self.new_job(gateway, stripe, shopify, function, run, &mut event).await?;
         if event["headers"]["idempotency-key"].is_string() {
             event["headers"]["idempotency-key"] = Value::String(bestow::store::ids::new_id());
         }
@@ -482,6 +512,7 @@ impl Samples {
         &self,
         gateway: &Gateway,
         stripe: &StripeFake,
+        shopify: &ShopifyFake,
         function: &str,
         run: usize,
         event: &mut Value,
@@ -510,6 +541,20 @@ impl Samples {
                 json!({"job_id": id_of(&created, "/variant_generation/job_id", "generation job")?,
                     "product_id": id_of(&created, "/id", "product")?, "options_revision": 1,
                     "requested_by": demo::OWNER, "requested_by_role": "owner"})
+            }
+            "shopify-sync" => {
+                let sync = post(format!("{vendor}/shopify/sync"), json!({}), 202).await?;
+                json!({"job_id": id_of(&sync, "/id", "shopify sync")?})
+            }
+            "shopify-event" => {
+                // The merchant renames the product: the event is newer than the mirror's copy.
+                let rename = |p: &mut crate::fakes::shopify::Product| p.title = format!("Samples Renamed {run}");
+                let changed = shopify
+                    .update_product(SAMPLE_SHOP, &self.shop_product, rename)
+                    .ok_or_else(|| InfraError::Other("samples: the shop's product is gone".into()))?;
+                let number = self.shop_product.rsplit('/').next().unwrap_or_default();
+                json!({"webhook_id": bestow::store::ids::new_id(), "topic": "products/update", "shop": SAMPLE_SHOP,
+                    "event": {"kind": "product", "product_id": number, "updated_at": changed["updatedAt"]}})
             }
             "refund-request" => {
                 let unit = REFUND_REQUEST_UNITS + run;
@@ -631,6 +676,12 @@ async fn variant_etag(app: &App, product: &str, variant: &str) -> Result<String,
     stored
         .map(|v| format!("\"v{}\"", v.version))
         .ok_or_else(|| InfraError::Other(format!("samples: no variant {variant}")))
+}
+
+/// The query pairs of `url`.
+fn url_query(url: &str) -> Result<Vec<(String, String)>, InfraError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| InfraError::Other(format!("samples: {url}: {e}")))?;
+    Ok(parsed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
 }
 
 fn hmac_base64(key: &str, body: &str) -> String {
@@ -757,6 +808,8 @@ pub struct SampleStack {
 }
 
 const SHOPIFY_KEY: &str = "samples-shopify-key";
+/// The shop the sample events name.
+const SAMPLE_SHOP: &str = "acme-gifts.myshopify.com";
 const SHOPIFY_SECRET: &str = "samples-shopify-secret";
 const XERO_CLIENT_ID: &str = "SAMPLESXEROCLIENT";
 const XERO_CLIENT_SECRET: &str = "samples-xero-client-secret";
@@ -817,7 +870,7 @@ impl SampleStack {
             xero_webhook_key: XERO_WEBHOOK_KEY.to_owned(),
             billing_webhook_secret: BILLING_WEBHOOK_SECRET.to_owned(),
         };
-        let samples = Samples::prepare(&stack, &gateway, &stripe, signers, smtp_port).await;
+        let samples = Samples::prepare(&stack, &gateway, &stripe, &shopify, signers, smtp_port).await;
         for poller in pollers {
             poller.abort();
         }
@@ -826,6 +879,6 @@ impl SampleStack {
 
     /// `function`'s sample event for its `run`-th invocation (0 to MAX_RUNS - 1).
     pub async fn event(&self, function: &str, run: usize) -> Result<Value, InfraError> {
-        self.samples.event(&self.gateway, &self.stripe, function, run).await
+        self.samples.event(&self.gateway, &self.stripe, &self.shopify, function, run).await
     }
 }

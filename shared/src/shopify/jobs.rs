@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::service;
-use crate::jobs::records::{JobRecords, JobStatus};
+use crate::jobs::records::{JobRecord, JobRecords, JobStatus};
 use crate::jobs::registry::WorkerDef;
 use crate::jobs::worker::process_batch;
 use crate::jobs::{Job, JobCtx, JobError, JobHandler};
@@ -36,9 +36,9 @@ impl JobHandler for ShopifySyncHandler {
     async fn handle(&self, ctx: &JobCtx, job: ShopifySync) -> Result<serde_json::Value, JobError> {
         let records = JobRecords::new(&ctx.app.table, &ctx.scope);
         let outcome = service::run_full_sync(&ctx.app, &ctx.scope, &job).await;
-        let Ok(Some(mut record)) = records.get(&job.job_id).await.map(|r| r.map(|r| r.value)) else {
-            return outcome;
-        };
+        // `finish` writes only the outcome's fields (to a record that exists), so the record
+        // is not read first.
+        let mut record = JobRecord::queued(&ctx.scope, job.job_id.clone(), ShopifySync::TYPE, None);
         match &outcome {
             Ok(result) => {
                 let errors = result.get("errors").and_then(|e| e.as_array()).map_or(0, Vec::len);

@@ -83,7 +83,7 @@ pub const SYNC: RouteDef = RouteDef {
 };
 
 async fn sync(ctx: TenantCtx) -> HandlerResult {
-    let record = service::manual_sync(&ctx.app, &ctx.scope).await?;
+    let record = service::start_sync(&ctx.app, &ctx.scope).await?;
     ApiResponse::json(202, &record)
         .map(|r| r.with_location(format!("/vendors/{}/jobs/{}", ctx.scope.vendor_id(), record.id)))
 }

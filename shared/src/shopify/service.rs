@@ -182,7 +182,7 @@ pub async fn complete_install(app: &App, query: &[(String, String)]) -> Result<I
         shop: shop.to_string(),
         status: connection.status,
         webhook_topics: topics,
-        sync_job_id: record,
+        sync_job_id: record.id,
     })
 }
 
@@ -290,19 +290,34 @@ async fn update_connection(
     scope: &TenantScope,
     change: impl Fn(&mut ShopifyConnection),
 ) -> Result<ShopifyConnection, StoreError> {
+    update_connection_from(app, scope, None, change).await.map(|c| c.value)
+}
+
+/// [`update_connection`] starting from the connection as the caller read or wrote it (read
+/// again only after a conflict); answers the connection as written.
+async fn update_connection_from(
+    app: &App,
+    scope: &TenantScope,
+    known: Option<Versioned<ShopifyConnection>>,
+    change: impl Fn(&mut ShopifyConnection),
+) -> Result<Versioned<ShopifyConnection>, StoreError> {
     let repo = ShopifyRepo::new(&app.table, scope);
+    let mut known = known;
     for _ in 0..5 {
-        let Some(current) = repo.connection().await? else {
-            return Err(StoreError::Corrupt("the Shopify connection is gone".into()));
+        let current = match known.take() {
+            Some(current) => current,
+            None => {
+                repo.connection().await?.ok_or_else(|| StoreError::Corrupt("the Shopify connection is gone".into()))?
+            }
         };
         let mut next = current.value.clone();
         change(&mut next);
         if next == current.value {
-            return Ok(next);
+            return Ok(current);
         }
         next.updated_at = now_rfc3339();
         match app.table.transact(vec![repo.put_connection(&next, Some(current.version))?]).await {
-            Ok(()) => return Ok(next),
+            Ok(()) => return Ok(Versioned { value: next, version: current.version + 1 }),
             Err(StoreError::TransactionConditionFailed { .. }) => continue,
             Err(other) => return Err(other),
         }
@@ -315,8 +330,8 @@ pub async fn connection_view(app: &App, scope: &TenantScope) -> Result<Connectio
     Ok(connection.map_or_else(ConnectionView::not_connected, |c| c.value.into()))
 }
 
-/// Starts a full catalogue sync as a job; returns the job's id.
-pub async fn start_sync(app: &App, scope: &TenantScope) -> Result<String, ApiError> {
+/// Starts a full catalogue sync as a job; returns the job's record as written.
+pub async fn start_sync(app: &App, scope: &TenantScope) -> Result<crate::jobs::records::JobRecord, ApiError> {
     let connection = ShopifyRepo::new(&app.table, scope)
         .connection()
         .await?
@@ -326,24 +341,8 @@ pub async fn start_sync(app: &App, scope: &TenantScope) -> Result<String, ApiErr
     }
     let job_id = crate::store::ids::new_id();
     let job = ShopifySync { job_id: job_id.clone() };
-    crate::jobs::records::start_job(
-        app,
-        scope,
-        job_id.clone(),
-        &serde_json::json!({ "shop": connection.value.shop }),
-        &job,
-    )
-    .await?;
-    Ok(job_id)
-}
-
-pub async fn manual_sync(app: &App, scope: &TenantScope) -> Result<crate::jobs::records::JobRecord, ApiError> {
-    let job_id = start_sync(app, scope).await?;
-    JobRecords::new(&app.table, scope)
-        .get(&job_id)
-        .await?
-        .map(|r| r.value)
-        .ok_or_else(|| ApiError::internal("a job just started has no record"))
+    crate::jobs::records::start_job(app, scope, job_id, &serde_json::json!({ "shop": connection.value.shop }), &job)
+        .await
 }
 
 // ---------------------------------------------------------------- webhooks
@@ -431,11 +430,11 @@ pub async fn run_webhook(app: &App, scope: &TenantScope, job: &ShopifyWebhook) -
     let currency = vendor_currency(app, scope).await?;
     let outcome = match &job.event {
         WebhookEvent::Product { product_id, updated_at } => {
-            let held = CatalogRepo::new(&app.table, scope)
+            let mirrored = CatalogRepo::new(&app.table, scope)
                 .product(&model::mirrored_id(product_id))
                 .await
-                .map_err(store_error)?
-                .and_then(|p| p.value.external);
+                .map_err(store_error)?;
+            let held = mirrored.as_ref().and_then(|p| p.value.external.clone());
             // An older delivery than the state held changes nothing, without asking Shopify.
             if let (Some(held), Some(incoming)) = (&held, updated_at)
                 && (model::is_older(incoming, &held.updated_at) || *incoming == held.updated_at)
@@ -445,7 +444,8 @@ pub async fn run_webhook(app: &App, scope: &TenantScope, job: &ShopifyWebhook) -
                 match client.product(&model::product_gid(product_id)).await.map_err(job_error)? {
                     Some(product) => {
                         let mut stats = SyncStats::default();
-                        apply_products(app, scope, &currency, &[product], &mut stats).await?;
+                        let held = mirrored.into_iter().collect();
+                        apply_held_products(app, scope, &currency, &[product], held, &mut stats).await?;
                         json!({ "outcome": "applied", "stats": stats })
                     }
                     None => json!({ "outcome": archive_deleted(app, scope, product_id).await? }),
@@ -461,10 +461,11 @@ pub async fn run_webhook(app: &App, scope: &TenantScope, job: &ShopifyWebhook) -
         _ => unreachable!("handled above"),
     };
     let now = now_rfc3339();
-    if let Err(err) = update_connection(app, scope, |c| c.sync.last_webhook_at = Some(now.clone())).await {
+    if let Err(err) =
+        update_connection_from(app, scope, Some(connection), |c| c.sync.last_webhook_at = Some(now.clone())).await
+    {
         tracing::warn!(error = %err, "last webhook time not recorded");
     }
-    drop(connection);
     Ok(outcome)
 }
 
@@ -744,14 +745,13 @@ pub async fn run_full_sync(app: &App, scope: &TenantScope, job: &ShopifySync) ->
     };
     let records = JobRecords::new(&app.table, scope);
     let started = now_rfc3339();
-    update_connection(app, scope, |c| {
+    let connection = update_connection_from(app, scope, Some(connection), |c| {
         c.sync.last_job_id = Some(job.job_id.clone());
         c.sync.last_started_at = Some(started.clone());
         c.sync.last_status = Some("running".into());
     })
     .await
     .map_err(store_error)?;
-    drop(connection);
     let currency = vendor_currency(app, scope).await?;
     let mut stats = SyncStats::default();
     let mut seen = HashSet::new();
@@ -802,7 +802,8 @@ pub async fn run_full_sync(app: &App, scope: &TenantScope, job: &ShopifySync) ->
     let client_stats = client.stats();
     let finished = now_rfc3339();
     let status = if errors.is_empty() { "completed" } else { "completed_with_errors" };
-    update_connection(app, scope, |c| {
+    // From the connection as this sync wrote it; a webhook's write meanwhile means a read again.
+    update_connection_from(app, scope, Some(connection), |c| {
         c.sync.last_status = Some(status.into());
         c.sync.last_finished_at = Some(finished.clone());
         c.sync.products = stats.products;
@@ -874,10 +875,23 @@ pub async fn apply_products(
     batch: &[shopify::Product],
     stats: &mut SyncStats,
 ) -> Result<Vec<String>, JobError> {
-    let catalog = CatalogRepo::new(&app.table, scope);
     let ids: Vec<String> = batch.iter().map(|p| model::mirrored_id(&p.id)).collect();
-    let held: HashMap<String, Versioned<Product>> =
-        catalog.products_by_id(&ids).await.map_err(store_error)?.into_iter().map(|p| (p.value.id.clone(), p)).collect();
+    let held = CatalogRepo::new(&app.table, scope).products_by_id(&ids).await.map_err(store_error)?;
+    apply_held_products(app, scope, currency, batch, held, stats).await
+}
+
+/// [`apply_products`] when the caller has read the batch's mirrored products (`held`: those
+/// that exist).
+async fn apply_held_products(
+    app: &App,
+    scope: &TenantScope,
+    currency: &str,
+    batch: &[shopify::Product],
+    held: Vec<Versioned<Product>>,
+    stats: &mut SyncStats,
+) -> Result<Vec<String>, JobError> {
+    let catalog = CatalogRepo::new(&app.table, scope);
+    let held: HashMap<String, Versioned<Product>> = held.into_iter().map(|p| (p.value.id.clone(), p)).collect();
     let now = now_rfc3339();
     let mut errors = Vec::new();
     let mut variant_writes: Vec<Versioned<Variant>> = Vec::new();
