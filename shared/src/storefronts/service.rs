@@ -362,7 +362,7 @@ async fn rebuild_cards(
             return Ok(());
         }
     }
-    Err(StoreError::Sdk(format!("listings of product {product_id} kept changing: {pending:?}")))
+    Err(StoreError::Contention)
 }
 
 async fn patch_cards(app: &App, scope: &TenantScope, written: &Versioned<Product>) -> Result<(), StoreError> {
